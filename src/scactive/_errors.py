@@ -1,0 +1,25 @@
+"""Errors raised for user mistakes.
+
+Every message names the problem, what was received, what was expected and how to fix it. The
+CLI prints :class:`InputError` messages without a traceback and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class InputError(ValueError):
+    """Bad input from the user: a file, an argument or the content of the data."""
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str], *, arg: str | None = None) -> InputError:
+    """Build the error for a name that is not one of ``valid``, with a close match if any."""
+    valid = sorted(valid)
+    hint = difflib.get_close_matches(name, valid, n=1)
+    did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+    arg_part = f"{arg}={name!r}" if arg else repr(name)
+    return InputError(
+        f"Unknown {kind} {arg_part}.{did_you_mean} Valid {kind}s: {', '.join(map(repr, valid))}."
+    )

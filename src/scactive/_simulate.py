@@ -1,0 +1,259 @@
+"""``scactive.simulate``: the paper's experiment grid on any labeled AnnData."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ._errors import InputError
+from .bench import (
+    DataOptions,
+    GridOptions,
+    SeedData,
+    build_grid,
+    config_dict,
+    prepare,
+    run_ceiling,
+    run_cell,
+    split_sizes,
+)
+from .strategies import PAPER_STRATEGIES
+
+logger = logging.getLogger("scactive")
+
+_PACKAGES = ("scactive", "anndata", "scanpy", "torch", "scikit-learn", "numpy", "pandas")
+_OUTPUTS = ("results.csv", "picks.csv", "split.csv", "report.html")
+
+
+def simulate(
+    adata: ad.AnnData,
+    *,
+    label_key: str,
+    out: str | Path | None = None,
+    models: Sequence[str] = ("mlp2",),
+    strategies: Sequence[str] = PAPER_STRATEGIES,
+    batch_sizes: Sequence[int] = (9, 27, 81),
+    seeds: int = 3,
+    n_rounds: int = 10,
+    initial: float = 0.2,
+    val_fraction: float = 0.2,
+    stop_fraction: float | None = None,
+    epochs: int | None = None,
+    retrain: str = "scratch",
+    use_pca: bool = True,
+    layer: str | None = None,
+    use_raw: bool = False,
+    remove_mito: bool = True,
+    remove_ribo: bool = True,
+    remove_hemoglobin: bool = True,
+    min_genes: int = 500,
+    min_cells: int = 10,
+    n_top_genes: int = 2000,
+    n_pcs: int = 50,
+    ceiling: bool = True,
+    report: bool = True,
+    progress: bool = True,
+    source: str | None = None,
+) -> pd.DataFrame:
+    """Run the active-learning grid with a simulated oracle and return the results table.
+
+    Every grid cell (model, strategy, batch size, seed) is an independent run: a held-out
+    validation set (stratified, ``val_fraction``) never enters the pool; ``initial`` cells of
+    the pool are labeled at the start (a fraction below 1, or a count); each round the strategy
+    picks ``batch_size`` cells, the oracle reveals their labels and the learner retrains.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes with labels in ``adata.obs[label_key]``: counts (normalised to 10,000
+        per cell and log1p'd here) or log-normalised values. Not modified.
+    out
+        Output folder. Receives ``results.csv``, ``picks.csv``, ``split.csv``,
+        ``config.json``, ``report.html`` and ``figures/``. Running again on the same folder
+        with the same data and parameters resumes: finished grid cells are not run again.
+    models, strategies, batch_sizes, seeds
+        The grid: learner presets (:data:`scactive.models.PRESETS`), strategy names
+        (:data:`scactive.strategies.STRATEGIES`), cells per round, and replicates.
+    n_rounds
+        Query rounds after round 0 (ignored when ``stop_fraction`` is set).
+    stop_fraction
+        Instead of a fixed number of rounds, query until this fraction of the pool is labeled.
+    epochs
+        Training epochs per round for the MLP presets (default: the preset's).
+    retrain
+        ``"scratch"``: a new learner every round; ``"continue"``: keep training the last one.
+    use_pca
+        Clustering strategies work on the pool's PCA (else on the scaled features).
+    layer, use_raw
+        Which matrix to read (default ``X``).
+    remove_mito, remove_ribo, remove_hemoglobin, min_genes, min_cells, n_top_genes, n_pcs
+        The paper's QC and feature selection; data-dependent steps are fitted on the pool.
+    ceiling
+        Also train each model on the whole pool (rows with strategy ``"ceiling"``).
+    report
+        Write ``report.html`` and figures (needs ``out``).
+    progress
+        Show a progress bar over the grid.
+    source
+        A description of where the data came from, recorded in ``config.json``.
+
+    Returns
+    -------
+    The results table: one row per model, strategy, batch size, seed and round.
+    """
+    data_options = DataOptions(
+        layer=layer, use_raw=use_raw, remove_mito=remove_mito, remove_ribo=remove_ribo,
+        remove_hemoglobin=remove_hemoglobin, min_genes=min_genes, min_cells=min_cells,
+        n_top_genes=n_top_genes, n_pcs=n_pcs, val_fraction=val_fraction, initial=initial,
+    )
+    if not 0 < val_fraction < 1:
+        raise InputError(f"val_fraction={val_fraction}; expected a fraction between 0 and 1.")
+    grid_options = GridOptions(
+        models=tuple(models), strategies=tuple(strategies),
+        batch_sizes=tuple(int(b) for b in batch_sizes), seeds=seeds, n_rounds=n_rounds,
+        stop_fraction=stop_fraction, epochs=epochs, retrain=retrain, use_pca=use_pca,
+        ceiling=ceiling,
+    )
+    prepared = prepare(adata, label_key, data_options)
+    n_pool, n_initial = split_sizes(prepared.adata.n_obs, data_options)
+    too_big = [b for b in grid_options.batch_sizes if b > n_pool - n_initial]
+    if too_big:
+        raise InputError(
+            f"Batch size {max(too_big)} is larger than the {n_pool - n_initial} unlabeled cells "
+            f"of the pool ({n_pool} pool cells, {n_initial} labeled at the start). Use smaller "
+            "--batch-sizes or a smaller --initial."
+        )
+    grid = build_grid(grid_options)
+    if not grid.cells:
+        raise InputError("No grid cell can run: " + "; ".join(grid.skipped))
+    config = {
+        "data": source or "AnnData",
+        "label_key": label_key,
+        "n_cells": int(adata.n_obs),
+        "n_cells_used": int(prepared.adata.n_obs),
+        "input_sha256": prepared.checksum,
+        **config_dict(data_options, grid_options),
+    }
+    fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    config.update(fingerprint=fingerprint, skipped=grid.skipped, versions=_versions())
+    run_dir = _RunDir(Path(out), fingerprint) if out is not None else None
+    if run_dir is not None:
+        run_dir.open(config)
+
+    seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
+    tasks = [(cell.key, cell) for cell in grid.cells]
+    if ceiling:
+        tasks += [(f"{m}__ceiling__s{s}", (m, s)) for m in grid_options.models for s in range(seeds)]
+    results, picks = [], []
+    with _progress(progress) as bar:
+        task_id = bar.add_task("simulating", total=len(tasks))
+        for key, task in tasks:
+            done = run_dir.load(key) if run_dir is not None else None
+            if done is None:
+                bar.update(task_id, description=key.replace("__", " "))
+                if isinstance(task, tuple):
+                    model, seed = task
+                    done = (run_ceiling(model, seeds_data[seed], grid_options), None)
+                else:
+                    done = run_cell(task, seeds_data[task.seed], grid_options)
+                if run_dir is not None:  # read back, so fresh and resumed runs agree exactly
+                    run_dir.save(key, *done)
+                    done = run_dir.load(key)
+            results.append(done[0])
+            if done[1] is not None:
+                picks.append(done[1])
+            bar.advance(task_id)
+    table = pd.concat(results, ignore_index=True)
+    if run_dir is not None:
+        split = pd.concat([sd.roles() for sd in seeds_data.values()], ignore_index=True)
+        run_dir.write_table("split.csv", split)
+        run_dir.write_table("picks.csv", pd.concat(picks, ignore_index=True))
+        run_dir.write_table("results.csv", table)
+        if report:
+            from .report import write_report
+
+            write_report(run_dir.path)
+    return table
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for package in _PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), disable=not enabled, transient=False,
+    )
+
+
+class _RunDir:
+    """An output folder: refuses another run's results, keeps finished cells for resuming."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path = path
+        self.fingerprint = fingerprint
+        self.cells = path / "cells"
+
+    def open(self, config: dict) -> None:
+        config_path = self.path / "config.json"
+        if config_path.exists():
+            try:
+                previous = json.loads(config_path.read_text()).get("fingerprint")
+            except (OSError, json.JSONDecodeError):
+                previous = None
+            if previous != self.fingerprint:
+                raise InputError(
+                    f"The output folder '{self.path}' holds the results of a different run "
+                    "(other data or parameters). Choose a new --out folder, or delete that one "
+                    "to start over."
+                )
+            logger.info("resuming the run in %s", self.path)
+        elif self.path.exists() and any(self.path.iterdir()):
+            raise InputError(
+                f"The output folder '{self.path}' is not empty and holds no scactive run. "
+                "Choose a new or empty --out folder."
+            )
+        self.cells.mkdir(parents=True, exist_ok=True)
+        if not config_path.exists():
+            _atomic_write(config_path, json.dumps(config, indent=2, default=str))
+
+    def load(self, key: str) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
+        results = self.cells / f"{key}.results.csv"
+        if not results.exists():
+            return None
+        picks = self.cells / f"{key}.picks.csv"
+        return (
+            pd.read_csv(results, keep_default_na=False, na_values=[""]),
+            pd.read_csv(picks, keep_default_na=False, na_values=[""]) if picks.exists() else None,
+        )
+
+    def save(self, key: str, results: pd.DataFrame, picks: pd.DataFrame | None) -> None:
+        # picks first: a cell counts as finished once its results file exists
+        if picks is not None:
+            _atomic_write(self.cells / f"{key}.picks.csv", picks.to_csv(index=False))
+        _atomic_write(self.cells / f"{key}.results.csv", results.to_csv(index=False))
+
+    def write_table(self, name: str, table: pd.DataFrame) -> None:
+        _atomic_write(self.path / name, table.to_csv(index=False))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

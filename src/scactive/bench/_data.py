@@ -1,0 +1,207 @@
+"""Preparing a labeled AnnData for simulation: QC, left-out cells, per-seed splits."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from .._errors import InputError
+from ..io import labels_from, select_matrix
+from ..pp import FeatureSpace, filter_cells, normalize, remove_genes
+
+logger = logging.getLogger("scactive")
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """Which matrix to read and the paper's QC and feature selection, each switchable."""
+
+    layer: str | None = None
+    use_raw: bool = False
+    remove_mito: bool = True
+    remove_ribo: bool = True
+    remove_hemoglobin: bool = True
+    min_genes: int = 500
+    min_cells: int = 10
+    n_top_genes: int = 2000
+    n_pcs: int = 50
+    scale: bool = True
+    val_fraction: float = 0.2
+    initial: float = 0.2
+
+
+@dataclass
+class PreparedData:
+    """Cells that take part in the simulation, normalised, and why the others were left out."""
+
+    adata: ad.AnnData
+    labels: np.ndarray
+    left_out: pd.DataFrame
+    checksum: str
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.unique(self.labels)
+
+
+def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> PreparedData:
+    """Validate ``adata``, apply the cell-level QC and normalise; the input is not changed."""
+    data = select_matrix(adata, layer=options.layer, use_raw=options.use_raw)
+    labels = labels_from(data, label_key)
+    checksum = _checksum(data, labels)
+    reasons = pd.Series("", index=data.obs_names, dtype=object)
+    reasons[labels.isna().to_numpy()] = "missing or unknown label"
+    if options.remove_mito or options.remove_ribo or options.remove_hemoglobin:
+        remove_genes(data, mito=options.remove_mito, ribo=options.remove_ribo,
+                     hemoglobin=options.remove_hemoglobin)
+    passed = filter_cells(data, min_genes=options.min_genes)
+    reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
+    keep = (reasons == "").to_numpy()
+    counts = labels[keep].value_counts()
+    rare = counts.index[counts < 2].tolist()
+    if rare:
+        warnings.warn(
+            f"Cell types too small to appear in both pool and validation are left out: "
+            f"{', '.join(f'{r!r} ({counts[r]} cell)' for r in rare)}.",
+            UserWarning,
+            stacklevel=2,
+        )
+        reasons[labels.isin(rare).to_numpy() & keep] = "class too small to split"
+        keep = (reasons == "").to_numpy()
+    kept_labels = labels[keep].to_numpy().astype(str)
+    if len(np.unique(kept_labels)) < 2:
+        raise InputError(
+            f"Fewer than two cell types remain after QC ({len(kept_labels)} cells left). Loosen "
+            "--min-genes or check the label column."
+        )
+    left_out = pd.DataFrame(
+        {"cell": data.obs_names[~keep], "reason": reasons[~keep].to_numpy(),
+         "label": labels[~keep].to_numpy()}
+    )
+    if (~keep).any():
+        logger.info("left out %d cells: %s", (~keep).sum(),
+                    left_out["reason"].value_counts().to_dict())
+    data = data[keep].copy()
+    normalize(data)
+    return PreparedData(data, kept_labels, left_out, checksum)
+
+
+def _checksum(data: ad.AnnData, labels: pd.Series) -> str:
+    digest = hashlib.sha256()
+    X = data.X
+    for part in (X.data, X.indices, X.indptr):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update("\n".join(data.obs_names).encode())
+    digest.update("\n".join(data.var_names).encode())
+    digest.update("\n".join(map(str, labels.to_numpy())).encode())
+    return digest.hexdigest()
+
+
+def split_sizes(n_cells: int, options: DataOptions) -> tuple[int, int]:
+    """Pool size and initial labeled count for ``n_cells`` usable cells."""
+    n_val = int(np.ceil(options.val_fraction * n_cells))
+    n_pool = n_cells - n_val
+    return n_pool, initial_count(options.initial, n_pool)
+
+
+def initial_count(initial: float, n_pool: int) -> int:
+    """Cells labeled at the start: a fraction of the pool (below 1) or a count (1 and up)."""
+    count = int(round(initial * n_pool)) if initial < 1 else int(initial)
+    if count < 1 or count >= n_pool:
+        raise InputError(
+            f"initial={initial} gives {count} initially labeled cells out of a pool of {n_pool}; "
+            "use a fraction below 1 (e.g. 0.2) or a count from 1 to the pool size minus one."
+        )
+    return count
+
+
+@dataclass
+class SeedData:
+    """The split of one seed and the features fitted on its pool."""
+
+    prepared: PreparedData
+    seed: int
+    options: DataOptions
+
+    @cached_property
+    def _split(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = np.arange(self.prepared.adata.n_obs)
+        try:
+            pool, val = train_test_split(
+                idx, test_size=self.options.val_fraction, stratify=self.prepared.labels,
+                random_state=self.seed,
+            )
+        except ValueError as err:
+            raise InputError(
+                f"Cannot split {len(idx)} cells of {len(self.prepared.classes)} types into pool "
+                f"and validation with val_fraction={self.options.val_fraction}: {err}"
+            ) from err
+        pool, val = np.sort(pool), np.sort(val)
+        n_initial = initial_count(self.options.initial, len(pool))
+        rng = np.random.default_rng([self.seed, 0])
+        initial = np.sort(rng.choice(len(pool), n_initial, replace=False))
+        return pool, val, initial
+
+    @property
+    def pool(self) -> np.ndarray:
+        return self._split[0]
+
+    @property
+    def val(self) -> np.ndarray:
+        return self._split[1]
+
+    @property
+    def initial(self) -> np.ndarray:
+        """Positions (into the pool) of the initially labeled cells."""
+        return self._split[2]
+
+    @cached_property
+    def features(self) -> FeatureSpace:
+        o = self.options
+        return FeatureSpace(n_top_genes=o.n_top_genes, min_cells=o.min_cells, scale=o.scale,
+                            n_pcs=o.n_pcs, random_state=self.seed
+                            ).fit(self.prepared.adata[self.pool])
+
+    @cached_property
+    def X_pool(self) -> np.ndarray:
+        return self.features.transform(self.prepared.adata[self.pool])
+
+    @cached_property
+    def X_val(self) -> np.ndarray:
+        return self.features.transform(self.prepared.adata[self.val])
+
+    @cached_property
+    def embedding(self) -> np.ndarray:
+        """The pool PCA, for clustering strategies and plots."""
+        return self.features.embed(self.X_pool)
+
+    @property
+    def y_pool(self) -> np.ndarray:
+        return self.prepared.labels[self.pool]
+
+    @property
+    def y_val(self) -> np.ndarray:
+        return self.prepared.labels[self.val]
+
+    def roles(self) -> pd.DataFrame:
+        """Each cell's role in this seed (validation, pool, initial, left_out) and PCA."""
+        prepared = self.prepared
+        names = prepared.adata.obs_names
+        role = np.full(len(names), "pool", dtype=object)
+        role[self.val] = "validation"
+        role[self.pool[self.initial]] = "initial"
+        pcs = np.full((len(names), 2), np.nan, dtype=np.float32)
+        pcs[self.pool] = self.embedding[:, :2]
+        pcs[self.val] = self.features.embed(self.X_val)[:, :2]
+        kept = pd.DataFrame({"cell": names, "seed": self.seed, "role": role, "reason": "",
+                             "label": prepared.labels, "pc1": pcs[:, 0], "pc2": pcs[:, 1]})
+        out = prepared.left_out.assign(seed=self.seed, role="left_out", pc1=np.nan, pc2=np.nan)
+        return pd.concat([kept, out[kept.columns]], ignore_index=True)

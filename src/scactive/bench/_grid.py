@@ -1,0 +1,165 @@
+"""The simulation grid: models x strategies x batch sizes x seeds, each cell independent."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InputError, unknown_name
+from ..loop import SimulatedOracle, active_learning
+from ..metrics import evaluate
+from ..models import PRESETS, accepts_epochs, make_learner
+from ..strategies import PAPER_STRATEGIES, STRATEGIES, get_strategy
+from ._data import DataOptions, SeedData
+
+#: Strategies that need MC-dropout draws from the learner.
+MC_STRATEGIES = frozenset({"qbc", "bald"})
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """The experiment grid and how each run proceeds (defaults reproduce the paper)."""
+
+    models: tuple[str, ...] = ("mlp2",)
+    strategies: tuple[str, ...] = PAPER_STRATEGIES
+    batch_sizes: tuple[int, ...] = (9, 27, 81)
+    seeds: int = 3
+    n_rounds: int = 10
+    stop_fraction: float | None = None
+    epochs: int | None = None
+    retrain: str = "scratch"
+    use_pca: bool = True
+    ceiling: bool = True
+
+    def __post_init__(self) -> None:
+        for model in self.models:
+            if model not in PRESETS:
+                raise unknown_name("model", model, PRESETS, arg="models")
+        for strategy in self.strategies:
+            if strategy not in STRATEGIES:
+                raise unknown_name("strategy", strategy, STRATEGIES, arg="strategies")
+        for name, values in (("models", self.models), ("strategies", self.strategies),
+                             ("batch_sizes", self.batch_sizes)):
+            if not values:
+                raise InputError(f"{name} is empty; give at least one.")
+        if any(int(b) < 1 for b in self.batch_sizes):
+            raise InputError(f"batch_sizes={list(self.batch_sizes)}; each must be >= 1.")
+        if self.seeds < 1 or self.n_rounds < 0:
+            raise InputError(f"seeds={self.seeds}, rounds={self.n_rounds}: need seeds >= 1 "
+                             "and rounds >= 0.")
+        if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
+            raise InputError(f"stop_fraction={self.stop_fraction}; expected a fraction in (0, 1].")
+        if self.retrain not in {"scratch", "continue"}:
+            raise InputError(f"retrain={self.retrain!r}; expected 'scratch' or 'continue'.")
+        if self.epochs is not None and self.epochs < 1:
+            raise InputError(f"epochs={self.epochs}; expected a whole number >= 1.")
+
+
+@dataclass(frozen=True, order=True)
+class GridCell:
+    """One independent run: its result depends on nothing but these four values."""
+
+    model: str
+    strategy: str
+    batch_size: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}__{self.strategy}__b{self.batch_size}__s{self.seed}"
+
+
+@dataclass
+class Grid:
+    cells: list[GridCell] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def build_grid(options: GridOptions) -> Grid:
+    """The grid cells in a fixed order, leaving out combinations that cannot run."""
+    grid = Grid()
+    for model in options.models:
+        for strategy in options.strategies:
+            if strategy in MC_STRATEGIES and not accepts_epochs(model):
+                grid.skipped.append(f"{model} x {strategy}: needs MC dropout, which "
+                                    f"{model} has not")
+                continue
+            for batch_size in options.batch_sizes:
+                for seed in range(options.seeds):
+                    grid.cells.append(GridCell(model, strategy, int(batch_size), seed))
+    return grid
+
+
+def _name_seed(*parts: str | int) -> list[int]:
+    return [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
+
+
+def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell_rng):
+    overrides = {"epochs": options.epochs} if options.epochs and accepts_epochs(model) else {}
+
+    def new_learner(round_: int):
+        # Round 0 is seeded by model and seed only, so every strategy starts from one model.
+        rng = np.random.default_rng(_name_seed(seed_data.seed, model)) if round_ == 0 else cell_rng
+        return make_learner(model, seed_data.features, rng=rng, **overrides)
+
+    return new_learner
+
+
+def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round=None):
+    """Run one grid cell; returns its results and picks as tables."""
+    rng = np.random.default_rng(_name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
+    strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
+    result = active_learning(
+        seed_data.X_pool, SimulatedOracle(seed_data.y_pool), seed_data.X_val, seed_data.y_val,
+        new_learner=_learner_factory(cell.model, seed_data, options, rng),
+        strategy=strategy, strategy_name=cell.strategy, batch_size=cell.batch_size,
+        initial=seed_data.initial, rng=rng, n_rounds=options.n_rounds,
+        stop_fraction=options.stop_fraction, embedding=seed_data.embedding,
+        classes=seed_data.prepared.classes, retrain=options.retrain, on_round=on_round,
+    )
+    meta = {"model": cell.model, "strategy": cell.strategy, "batch_size": cell.batch_size,
+            "seed": cell.seed}
+    results = pd.DataFrame([{**meta, **r} for r in result.rounds])
+    picks = pd.DataFrame(result.picks, columns=["round", "position", "label"])
+    names = seed_data.prepared.adata.obs_names[seed_data.pool]
+    positions = picks.pop("position").to_numpy(dtype=np.int64)
+    picks.insert(1, "cell", np.asarray(names)[positions])
+    picks["pc1"] = seed_data.embedding[positions, 0]
+    picks["pc2"] = seed_data.embedding[positions, 1]
+    picks = pd.concat([pd.DataFrame([meta] * len(picks)), picks], axis=1) if len(picks) else \
+        pd.DataFrame(columns=[*meta, "round", "cell", "label", "pc1", "pc2"])
+    return results, picks
+
+
+def _strategy_params(name: str, options: GridOptions) -> dict:
+    return {"use_pca": options.use_pca} if name in {"diversity", "wkmc"} else {}
+
+
+def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.DataFrame:
+    """The model trained on the whole pool: the ceiling every strategy is measured against."""
+    import time
+
+    overrides = {"epochs": options.epochs} if options.epochs and accepts_epochs(model) else {}
+    learner = make_learner(model, seed_data.features,
+                           rng=np.random.default_rng(_name_seed(seed_data.seed, model, "ceiling")),
+                           **overrides)
+    start = time.perf_counter()
+    learner.fit(seed_data.X_pool, seed_data.y_pool)
+    seconds = time.perf_counter() - start
+    metrics = evaluate(seed_data.y_val, learner.predict_proba(seed_data.X_val), learner.classes_,
+                       seed_data.prepared.classes)
+    n_pool = len(seed_data.pool)
+    return pd.DataFrame([{
+        "model": model, "strategy": "ceiling", "batch_size": pd.NA, "seed": seed_data.seed,
+        "round": 0, "n_labeled": n_pool, "frac_labeled": 1.0, **metrics,
+        "train_seconds": seconds, "query_seconds": 0.0, "pool_exhausted": False,
+    }])
+
+
+def config_dict(data: DataOptions, grid: GridOptions) -> dict:
+    """Every parameter as plain JSON values."""
+    return {**asdict(data), **{k: list(v) if isinstance(v, tuple) else v
+                               for k, v in asdict(grid).items()}}

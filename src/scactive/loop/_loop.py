@@ -1,0 +1,149 @@
+"""The pool-based batch active-learning loop (paper section 3)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..metrics import evaluate
+from ..strategies import Strategy
+from ._state import LabelState
+
+logger = logging.getLogger("scactive")
+
+
+@dataclass
+class LoopResult:
+    """Per-round metrics and every pick of one active-learning run."""
+
+    rounds: list[dict] = field(default_factory=list)
+    picks: list[dict] = field(default_factory=list)
+    state: LabelState | None = None
+    learner: Any = None
+    pool_exhausted: bool = False
+
+
+def active_learning(
+    X_pool: np.ndarray,
+    oracle: Callable[[np.ndarray], np.ndarray],
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    new_learner: Callable[[int], Any],
+    strategy: Strategy,
+    strategy_name: str,
+    batch_size: int,
+    initial: np.ndarray,
+    rng: np.random.Generator,
+    n_rounds: int = 10,
+    stop_fraction: float | None = None,
+    embedding: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    retrain: str = "scratch",
+    on_round: Callable[[dict], None] | None = None,
+) -> LoopResult:
+    """Run one active-learning experiment: train, evaluate, query, label, repeat.
+
+    Parameters
+    ----------
+    X_pool
+        Features of the pool cells (the cells that may be queried).
+    oracle
+        Maps pool positions to their labels (``SimulatedOracle`` or a person).
+    X_val, y_val
+        The held-out validation cells, never queried.
+    new_learner
+        ``new_learner(round)`` returns an unfitted learner. With ``retrain="scratch"`` (the
+        default) every round trains a new learner from random weights on all labeled cells;
+        with ``"continue"`` the round-0 learner is kept and trained further each round
+        (``warm_start``), which is faster on large labeled sets.
+    strategy, strategy_name
+        The query strategy and the name recorded in the results.
+    batch_size
+        Cells labeled per round.
+    initial
+        Pool positions labeled before round 1 (round 0).
+    rng
+        Drives every random choice of the strategy.
+    n_rounds
+        Query rounds after round 0. Ignored when ``stop_fraction`` is given.
+    stop_fraction
+        Query until at least this fraction of the pool is labeled (the paper's Figure 6).
+    embedding
+        Low-dimensional view of the pool for clustering strategies (the pool PCA).
+    classes
+        Every class of the task, for metrics (default: those of ``y_val``).
+    on_round
+        Called with each round's record (e.g. to advance a progress bar).
+
+    Returns
+    -------
+    A :class:`LoopResult`. When fewer than ``batch_size`` cells remain unlabeled the loop stops
+    early and ``pool_exhausted`` is set.
+    """
+    if retrain not in {"scratch", "continue"}:
+        raise ValueError(f"retrain={retrain!r}; expected 'scratch' or 'continue'")
+    classes = np.unique(y_val) if classes is None else np.asarray(classes)
+    state = LabelState(len(X_pool))
+    state.add(initial, oracle(initial), round_=0, strategy="initial")
+    result = LoopResult(state=state)
+    learner = None
+
+    def fit_and_record(round_: int, query_seconds: float) -> None:
+        nonlocal learner
+        start = time.perf_counter()
+        if learner is None or retrain == "scratch":
+            learner = new_learner(round_)
+            if retrain == "continue" and "warm_start" in learner.get_params():
+                learner.set_params(warm_start=True)
+        positions = state.positions
+        learner.fit(X_pool[positions], state.labels[positions].astype(str))
+        train_seconds = time.perf_counter() - start
+        metrics = evaluate(y_val, learner.predict_proba(X_val), learner.classes_, classes)
+        record = {
+            "round": round_,
+            "n_labeled": state.n_labeled,
+            "frac_labeled": state.n_labeled / len(X_pool),
+            **metrics,
+            "train_seconds": train_seconds,
+            "query_seconds": query_seconds,
+            "pool_exhausted": False,
+        }
+        result.rounds.append(record)
+        if on_round is not None:
+            on_round(record)
+
+    fit_and_record(0, 0.0)
+    round_ = 0
+    while True:
+        if stop_fraction is not None:
+            if state.n_labeled / len(X_pool) >= stop_fraction:
+                break
+        elif round_ >= n_rounds:
+            break
+        if state.n_unlabeled < batch_size:
+            result.pool_exhausted = True
+            result.rounds[-1]["pool_exhausted"] = True
+            logger.info("pool exhausted after round %d", round_)
+            break
+        round_ += 1
+        start = time.perf_counter()
+        picked = strategy(
+            learner, X_pool, labeled=state.labeled, batch_size=batch_size, rng=rng,
+            embedding=embedding,
+        )
+        query_seconds = time.perf_counter() - start
+        labels = oracle(picked)
+        state.add(picked, labels, round_=round_, strategy=strategy_name)
+        result.picks.extend(
+            {"round": round_, "position": int(p), "label": str(lab)}
+            for p, lab in zip(picked, labels, strict=True)
+        )
+        fit_and_record(round_, query_seconds)
+    result.learner = learner
+    return result

@@ -1,0 +1,218 @@
+"""A scikit-learn style classifier around the MLP, with MC-dropout sampling."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.class_weight import compute_class_weight
+
+from ._network import MLP
+
+logger = logging.getLogger("scactive")
+
+_PREDICT_CHUNK = 8192
+
+
+def torch_seed(rng: np.random.Generator | int | None) -> int:
+    """A torch seed drawn from ``rng`` (so torch never reads global random state)."""
+    return int(np.random.default_rng(rng).integers(2**31 - 1))
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """The paper's MLP with the scikit-learn API.
+
+    Training runs ``max(epochs * ceil(n / batch_size), min_steps)`` mini-batch steps, capped at
+    ``max_steps``: a fixed number of epochs gives only a few dozen steps on a small labeled set,
+    too few to fit; the floor of steps makes the learner strong from 20 labels on.
+
+    Parameters
+    ----------
+    hidden
+        Units per hidden layer: ``(256, 256)`` is the paper's two-layer net, ``(256, 256, 64)``
+        the three-layer variant.
+    dropout
+        Dropout rate after every hidden layer (also the MC-dropout rate of :meth:`sample_proba`).
+    layer_norm
+        LayerNorm after every hidden linear layer.
+    optimizer
+        ``"adam"`` or ``"sgd"`` (plain mini-batch SGD, as in the paper).
+    lr
+        Learning rate.
+    weight_decay
+        L2 penalty (decoupled for Adam: AdamW).
+    epochs
+        Passes over the labeled cells.
+    batch_size
+        Cells per mini-batch.
+    min_steps, max_steps
+        Floor and ceiling on the number of optimiser steps (``None``: no ceiling).
+    class_weight
+        ``None`` or ``"balanced"`` (weights inverse to class frequency in the labeled set).
+    warm_start
+        Continue training the previous network on the next :meth:`fit` instead of starting
+        from new random weights (when the classes are unchanged). The active-learning loop
+        retrains from scratch each round unless this is set.
+    projection, projection_offset
+        A frozen linear input map, genes x components, applied as
+        ``(X - projection_offset) @ projection`` before the first hidden layer (see
+        :func:`scactive.models.make_learner`, which passes the pool's PCA).
+    random_state
+        Seed or generator for initial weights, mini-batch order and dropout.
+
+    Attributes
+    ----------
+    classes_
+        Class labels, in the column order of :meth:`predict_proba`.
+    network_
+        The trained :class:`~scactive.models.MLP`.
+    n_steps_
+        Optimiser steps of the last :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (256, 256),
+        dropout: float = 0.3,
+        layer_norm: bool = False,
+        optimizer: str = "adam",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        epochs: int = 20,
+        batch_size: int = 64,
+        min_steps: int = 300,
+        max_steps: int | None = None,
+        class_weight: str | None = "balanced",
+        warm_start: bool = False,
+        projection: np.ndarray | None = None,
+        projection_offset: np.ndarray | None = None,
+        random_state: int | np.random.Generator | None = None,
+    ) -> None:
+        self.hidden = hidden
+        self.dropout = dropout
+        self.layer_norm = layer_norm
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.min_steps = min_steps
+        self.max_steps = max_steps
+        self.class_weight = class_weight
+        self.warm_start = warm_start
+        self.projection = projection
+        self.projection_offset = projection_offset
+        self.random_state = random_state
+
+    # -- training -------------------------------------------------------------------------
+    def fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
+        """Train on features ``X`` (cells x genes) and labels ``y``."""
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        classes, y_index = np.unique(y, return_inverse=True)
+        rng = np.random.default_rng(self.random_state)
+        generator = torch.Generator().manual_seed(torch_seed(rng))
+        reuse = (
+            self.warm_start
+            and hasattr(self, "network_")
+            and np.array_equal(classes, self.classes_)
+        )
+        self.classes_ = classes
+        if not reuse:
+            torch.manual_seed(torch_seed(rng))
+            self.network_ = MLP(X.shape[1], len(classes), tuple(self.hidden), self.dropout,
+                                self.layer_norm, self.projection, self.projection_offset)
+        net = self.network_
+        trainable = [p for p in net.parameters() if p.requires_grad]
+        if self.optimizer == "adam":
+            opt = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        elif self.optimizer == "sgd":
+            opt = torch.optim.SGD(trainable, lr=self.lr, weight_decay=self.weight_decay)
+        else:
+            raise ValueError(f"optimizer={self.optimizer!r}; expected 'adam' or 'sgd'")
+        weight = None
+        if self.class_weight == "balanced" and len(classes) > 1:
+            weight = torch.as_tensor(
+                compute_class_weight("balanced", classes=np.arange(len(classes)), y=y_index),
+                dtype=torch.float32,
+            )
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        n = len(y_index)
+        batch = min(self.batch_size, n)
+        steps_per_epoch = math.ceil(n / batch)
+        n_steps = max(self.epochs * steps_per_epoch, self.min_steps)
+        if self.max_steps is not None:
+            n_steps = min(n_steps, self.max_steps)
+        X_t = torch.from_numpy(X)
+        y_t = torch.from_numpy(y_index.astype(np.int64))
+        net.train()
+        step = 0
+        while step < n_steps:
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, batch):
+                idx = order[start : start + batch]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(X_t[idx]), y_t[idx])
+                loss.backward()
+                opt.step()
+                step += 1
+                if step >= n_steps:
+                    break
+        net.eval()
+        self.n_steps_ = n_steps
+        return self
+
+    # -- prediction -----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (cells x classes, columns in ``classes_``), dropout off."""
+        self.network_.eval()
+        out = [
+            torch.softmax(self.network_(torch.from_numpy(chunk)), dim=1).numpy()
+            for chunk in _chunks(X)
+        ]
+        return np.concatenate(out) if out else np.empty((0, len(self.classes_)), np.float32)
+
+    @torch.no_grad()
+    def sample_proba(
+        self, X: np.ndarray, n_draws: int = 10, *, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
+        """MC-dropout probabilities, shape ``(n_draws, n_cells, n_classes)``.
+
+        Only the dropout layers are active; LayerNorm and everything else behave as at
+        inference. The first hidden layer, which has no dropout before it, is computed once.
+        """
+        net = self.network_
+        net.eval()
+        for module in net.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.train()
+        torch_state = torch.random.get_rng_state()
+        torch.manual_seed(torch_seed(rng if rng is not None else self.random_state))
+        try:
+            out = np.empty((n_draws, len(X), len(self.classes_)), dtype=np.float32)
+            start = 0
+            for chunk in _chunks(X):
+                h = net.first_activation(torch.from_numpy(chunk))
+                for draw in range(n_draws):
+                    out[draw, start : start + len(chunk)] = torch.softmax(
+                        net.from_first(h), dim=1
+                    ).numpy()
+                start += len(chunk)
+        finally:
+            torch.random.set_rng_state(torch_state)
+            net.eval()
+        return out
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The most probable class of each cell."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _chunks(X: np.ndarray):
+    X = np.asarray(X, dtype=np.float32)
+    for start in range(0, len(X), _PREDICT_CHUNK):
+        yield np.ascontiguousarray(X[start : start + _PREDICT_CHUNK])

@@ -1,0 +1,66 @@
+"""Saving and loading a trained learner with its genes, feature space and classes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import joblib
+import numpy as np
+import pandas as pd
+
+from .._errors import InputError
+from ..pp import FeatureSpace
+
+
+@dataclass
+class TrainedModel:
+    """A fitted learner and the feature space its inputs come from."""
+
+    learner: Any
+    features: FeatureSpace
+    version: str = ""
+
+    @property
+    def genes(self) -> np.ndarray:
+        return self.features.genes_
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.asarray(self.learner.classes_)
+
+    def predict_proba(self, adata: ad.AnnData) -> pd.DataFrame:
+        """Class probabilities for log-normalised cells (cells x classes)."""
+        proba = self.learner.predict_proba(self.features.transform(adata))
+        return pd.DataFrame(proba, index=adata.obs_names, columns=self.classes)
+
+    def predict(self, adata: ad.AnnData) -> pd.Series:
+        """The most probable class of each cell."""
+        return self.predict_proba(adata).idxmax(axis=1)
+
+
+def save_model(model: TrainedModel, path: str | Path) -> Path:
+    """Write ``model`` to ``path`` (through a temporary file, so a crash leaves no half file)."""
+    from .. import __version__
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    joblib.dump({"learner": model.learner, "features": model.features, "version": __version__}, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Read a model written by :func:`save_model`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Model file not found: '{path}'.")
+    try:
+        payload = joblib.load(path)
+        return TrainedModel(payload["learner"], payload["features"], payload.get("version", ""))
+    except (OSError, EOFError, KeyError, TypeError, ValueError) as err:
+        raise InputError(f"'{path}' is not a scactive model file ({err}).") from err

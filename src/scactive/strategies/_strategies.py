@@ -1,0 +1,158 @@
+"""Query strategies (paper section 2.3).
+
+Every strategy is called as ``strategy(learner, X, *, labeled, batch_size, rng, embedding=None)``
+and returns ``batch_size`` distinct positions of unlabeled cells. ``learner`` is fitted on the
+labeled cells; ``X`` holds the features of all pool cells; ``embedding`` (optional) is a
+low-dimensional view of the same cells (the pool PCA) that clustering strategies use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from .._errors import InputError
+from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
+from ._select import kmeans_one_per_cluster, top_k
+
+_UNCERTAINTY = {
+    "entropy": entropy_scores,
+    "margin": margin_scores,
+    "least_confidence": least_confidence_scores,
+}
+
+
+class Strategy:
+    """Base class: validates the call, restricts to unlabeled cells, maps picks back."""
+
+    name = "strategy"
+    needs_learner = True
+
+    def __call__(
+        self,
+        learner,
+        X: np.ndarray,
+        *,
+        labeled: np.ndarray,
+        batch_size: int,
+        rng: np.random.Generator | int | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> np.ndarray:
+        labeled = np.asarray(labeled, dtype=bool)
+        if labeled.shape != (len(X),):
+            raise InputError(
+                f"labeled has shape {labeled.shape}; expected one flag per cell, ({len(X)},)."
+            )
+        candidates = np.flatnonzero(~labeled)
+        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
+            raise InputError(f"batch_size={batch_size!r}; expected a whole number >= 1.")
+        if batch_size > len(candidates):
+            raise InputError(
+                f"batch_size={batch_size} is larger than the {len(candidates)} unlabeled cells "
+                "left in the pool. Use a smaller batch size or fewer rounds."
+            )
+        if embedding is not None and len(embedding) != len(X):
+            raise InputError(f"embedding has {len(embedding)} rows; X has {len(X)}.")
+        rng = np.random.default_rng(rng)
+        emb = None if embedding is None else embedding[candidates]
+        picks = self.select(learner, X[candidates], emb, batch_size, rng)
+        return candidates[np.asarray(picks, dtype=np.int64)]
+
+    def select(self, learner, X, embedding, k: int, rng: np.random.Generator) -> np.ndarray:
+        """Positions into the unlabeled cells ``X``; implemented by each strategy."""
+        raise NotImplementedError
+
+
+def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> np.ndarray:
+    if not use_pca:
+        return X
+    if embedding is not None:
+        return embedding
+    n_pcs = max(1, min(50, X.shape[0] - 1, X.shape[1]))
+    return PCA(n_pcs, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit_transform(X)
+
+
+@dataclass(frozen=True)
+class RandomSampling(Strategy):
+    """Cells drawn uniformly at random: the baseline."""
+
+    name = "random"
+    needs_learner = False
+
+    def select(self, learner, X, embedding, k, rng):
+        return rng.choice(len(X), size=k, replace=False)
+
+
+@dataclass(frozen=True)
+class UncertaintySampling(Strategy):
+    """Top-k uncertainty of one forward pass (``score``: entropy, margin, least_confidence)."""
+
+    score: str = "entropy"
+
+    @property
+    def name(self) -> str:
+        return self.score.replace("_", "-")
+
+    def select(self, learner, X, embedding, k, rng):
+        return top_k(_UNCERTAINTY[self.score](learner.predict_proba(X)), k, rng)
+
+
+def _mc_draws(learner, X, n_draws: int, rng) -> np.ndarray:
+    if not hasattr(learner, "sample_proba"):
+        raise InputError(
+            f"This strategy needs a learner with sample_proba (MC dropout), such as the MLP "
+            f"presets; {type(learner).__name__} has none. Choose an MLP model or another "
+            "strategy."
+        )
+    return learner.sample_proba(X, n_draws, rng=rng)
+
+
+@dataclass(frozen=True)
+class QueryByCommittee(Strategy):
+    """MC-dropout committee: ``n_draws`` passes, top-k entropy of the mean prediction."""
+
+    n_draws: int = 10
+    name = "qbc"
+
+    def select(self, learner, X, embedding, k, rng):
+        draws = _mc_draws(learner, X, self.n_draws, rng)
+        return top_k(entropy_scores(draws.mean(axis=0)), k, rng)
+
+
+@dataclass(frozen=True)
+class BALD(Strategy):
+    """MC-dropout committee scored by BALD (mutual information), top-k."""
+
+    n_draws: int = 10
+    name = "bald"
+
+    def select(self, learner, X, embedding, k, rng):
+        return top_k(bald_scores(_mc_draws(learner, X, self.n_draws, rng)), k, rng)
+
+
+@dataclass(frozen=True)
+class DiversitySampling(Strategy):
+    """k-means (k-means++ seeding, k = batch size), one random cell from each cluster."""
+
+    use_pca: bool = True
+    name = "diversity"
+    needs_learner = False
+
+    def select(self, learner, X, embedding, k, rng):
+        return kmeans_one_per_cluster(_space(X, embedding, self.use_pca, rng), k, rng)
+
+
+@dataclass(frozen=True)
+class WeightedKMeans(Strategy):
+    """The ``factor`` x batch most uncertain cells (entropy), then diversity sampling on them."""
+
+    factor: int = 5
+    use_pca: bool = True
+    name = "wkmc"
+
+    def select(self, learner, X, embedding, k, rng):
+        shortlist = top_k(entropy_scores(learner.predict_proba(X)), min(len(X), self.factor * k), rng)
+        space = _space(X, embedding, self.use_pca, rng)[shortlist]
+        return shortlist[kmeans_one_per_cluster(space, k, rng)]
