@@ -14,7 +14,9 @@ class InputError(ValueError):
     """Bad input from the user: a file, an argument or the content of the data."""
 
 
-def unknown_name(kind: str, name: str, valid: Iterable[str], *, arg: str | None = None) -> InputError:
+def unknown_name(
+    kind: str, name: str, valid: Iterable[str], *, arg: str | None = None
+) -> InputError:
     """Build the error for a name that is not one of ``valid``, with a close match if any."""
     valid = sorted(valid)
     hint = difflib.get_close_matches(name, valid, n=1)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -111,16 +112,30 @@ def simulate(
     The results table: one row per model, strategy, batch size, seed and round.
     """
     data_options = DataOptions(
-        layer=layer, use_raw=use_raw, remove_mito=remove_mito, remove_ribo=remove_ribo,
-        remove_hemoglobin=remove_hemoglobin, min_genes=min_genes, min_cells=min_cells,
-        n_top_genes=n_top_genes, n_pcs=n_pcs, val_fraction=val_fraction, initial=initial,
+        layer=layer,
+        use_raw=use_raw,
+        remove_mito=remove_mito,
+        remove_ribo=remove_ribo,
+        remove_hemoglobin=remove_hemoglobin,
+        min_genes=min_genes,
+        min_cells=min_cells,
+        n_top_genes=n_top_genes,
+        n_pcs=n_pcs,
+        val_fraction=val_fraction,
+        initial=initial,
     )
     if not 0 < val_fraction < 1:
         raise InputError(f"val_fraction={val_fraction}; expected a fraction between 0 and 1.")
     grid_options = GridOptions(
-        models=tuple(models), strategies=tuple(strategies),
-        batch_sizes=tuple(int(b) for b in batch_sizes), seeds=seeds, n_rounds=n_rounds,
-        stop_fraction=stop_fraction, epochs=epochs, retrain=retrain, use_pca=use_pca,
+        models=tuple(models),
+        strategies=tuple(strategies),
+        batch_sizes=tuple(int(b) for b in batch_sizes),
+        seeds=seeds,
+        n_rounds=n_rounds,
+        stop_fraction=stop_fraction,
+        epochs=epochs,
+        retrain=retrain,
+        use_pca=use_pca,
         ceiling=ceiling,
     )
     prepared = prepare(adata, label_key, data_options)
@@ -145,14 +160,18 @@ def simulate(
     }
     fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     config.update(fingerprint=fingerprint, skipped=grid.skipped, versions=_versions())
+    seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
+    for seed_data in seeds_data.values():
+        seed_data.pool  # noqa: B018 - split every seed now: a bad split fails before any output
     run_dir = _RunDir(Path(out), fingerprint) if out is not None else None
     if run_dir is not None:
         run_dir.open(config)
 
-    seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
     tasks = [(cell.key, cell) for cell in grid.cells]
     if ceiling:
-        tasks += [(f"{m}__ceiling__s{s}", (m, s)) for m in grid_options.models for s in range(seeds)]
+        tasks += [
+            (f"{m}__ceiling__s{s}", (m, s)) for m in grid_options.models for s in range(seeds)
+        ]
     results, picks = [], []
     with _progress(progress) as bar:
         task_id = bar.add_task("simulating", total=len(tasks))
@@ -172,7 +191,9 @@ def simulate(
             if done[1] is not None:
                 picks.append(done[1])
             bar.advance(task_id)
-    table = pd.concat(results, ignore_index=True)
+    with warnings.catch_warnings():  # ceiling rows have no batch size
+        warnings.simplefilter("ignore", FutureWarning)
+        table = pd.concat(results, ignore_index=True)
     if run_dir is not None:
         split = pd.concat([sd.roles() for sd in seeds_data.values()], ignore_index=True)
         run_dir.write_table("split.csv", split)
@@ -197,8 +218,12 @@ def _versions() -> dict[str, str]:
 
 def _progress(enabled: bool) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), disable=not enabled, transient=False,
+        TextColumn("[bold]{task.description:<40}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
     )
 
 

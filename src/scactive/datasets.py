@@ -25,3 +25,25 @@ def pbmc68k_reduced() -> ad.AnnData:
 
 #: Datasets that :func:`scactive.io.read` accepts by name.
 BUNDLED: dict[str, Callable[[], ad.AnnData]] = {"pbmc68k_reduced": pbmc68k_reduced}
+
+
+def synthetic(n_cells: int, n_genes: int | None = None, *, rng=0) -> ad.AnnData:
+    """Realistic counts of ``n_cells`` PBMCs from a negative-binomial model fitted on pbmc3k.
+
+    Per cell type and gene, the model holds the mean profile and a dispersion; library sizes
+    are log-normal per type. Labels are in ``obs['cell_type']``. See
+    :class:`scactive._synthetic.CountModel` to fit the generator on other labeled counts.
+    """
+    from ._synthetic import load_bundled
+
+    return load_bundled().sample(n_cells, n_genes=n_genes, rng=rng)
+
+
+def paper_scale(rng=0) -> ad.AnnData:
+    """Synthetic counts at the paper's scale: 31,021 cells, 33,694 genes, 9 PBMC types."""
+    from ._synthetic import paper_scale as _paper_scale
+
+    return _paper_scale(31_021, 33_694, rng=rng)
+
+
+BUNDLED["synthetic_paper_scale"] = paper_scale

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score
 
@@ -32,8 +34,9 @@ def evaluate(
     out = {
         "accuracy": accuracy_score(y_true, y_pred),
         "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
-        "weighted_f1": f1_score(y_true, y_pred, labels=present, average="weighted",
-                                zero_division=0),
+        "weighted_f1": f1_score(
+            y_true, y_pred, labels=present, average="weighted", zero_division=0
+        ),
         "loss": log_loss(y_true, clipped, labels=all_classes),
     }
     recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
@@ -42,15 +45,29 @@ def evaluate(
 
 
 def curve_area(n_labeled: np.ndarray, values: np.ndarray) -> float:
-    """Mean value of a learning curve over its range of labeled cells (trapezoid rule)."""
-    n_labeled = np.asarray(n_labeled, dtype=float)
-    values = np.asarray(values, dtype=float)
-    if len(n_labeled) < 2 or n_labeled[-1] == n_labeled[0]:
-        return float(values.mean()) if len(values) else float("nan")
-    return float(np.trapezoid(values, n_labeled) / (n_labeled[-1] - n_labeled[0]))
+    """Mean of a learning curve: trapezoid area over ``n_labeled`` divided by its range.
+
+    A curve with a single point (or no spread in ``n_labeled``) returns the mean value.
+    """
+    x = np.asarray(n_labeled, dtype=float)
+    y = np.asarray(values, dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    if x.size == 0:
+        return math.nan
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    span = x[-1] - x[0]
+    if span <= 0:
+        return float(y.mean())
+    return float(np.trapezoid(y, x) / span)
 
 
-def labels_to_reach(n_labeled: np.ndarray, values: np.ndarray, target: float) -> float:
-    """The first number of labeled cells at which ``values`` reaches ``target`` (NaN if never)."""
-    reached = np.flatnonzero(np.asarray(values) >= target)
-    return float(np.asarray(n_labeled)[reached[0]]) if len(reached) else float("nan")
+def labels_to_reach(n_labeled: np.ndarray, values: np.ndarray, threshold: float) -> float:
+    """First ``n_labeled`` (in curve order) where ``values >= threshold``; NaN if never."""
+    if math.isnan(threshold):
+        return math.nan
+    x = np.asarray(n_labeled, dtype=float)
+    y = np.asarray(values, dtype=float)
+    hit = np.flatnonzero(y >= threshold - 1e-12)
+    return float(x[hit[0]]) if hit.size else math.nan

@@ -60,8 +60,12 @@ def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> Prepared
     reasons = pd.Series("", index=data.obs_names, dtype=object)
     reasons[labels.isna().to_numpy()] = "missing or unknown label"
     if options.remove_mito or options.remove_ribo or options.remove_hemoglobin:
-        remove_genes(data, mito=options.remove_mito, ribo=options.remove_ribo,
-                     hemoglobin=options.remove_hemoglobin)
+        remove_genes(
+            data,
+            mito=options.remove_mito,
+            ribo=options.remove_ribo,
+            hemoglobin=options.remove_hemoglobin,
+        )
     passed = filter_cells(data, min_genes=options.min_genes)
     reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
     keep = (reasons == "").to_numpy()
@@ -83,12 +87,16 @@ def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> Prepared
             "--min-genes or check the label column."
         )
     left_out = pd.DataFrame(
-        {"cell": data.obs_names[~keep], "reason": reasons[~keep].to_numpy(),
-         "label": labels[~keep].to_numpy()}
+        {
+            "cell": data.obs_names[~keep],
+            "reason": reasons[~keep].to_numpy(),
+            "label": labels[~keep].to_numpy(),
+        }
     )
     if (~keep).any():
-        logger.info("left out %d cells: %s", (~keep).sum(),
-                    left_out["reason"].value_counts().to_dict())
+        logger.info(
+            "left out %d cells: %s", (~keep).sum(), left_out["reason"].value_counts().to_dict()
+        )
     data = data[keep].copy()
     normalize(data)
     return PreparedData(data, kept_labels, left_out, checksum)
@@ -136,7 +144,9 @@ class SeedData:
         idx = np.arange(self.prepared.adata.n_obs)
         try:
             pool, val = train_test_split(
-                idx, test_size=self.options.val_fraction, stratify=self.prepared.labels,
+                idx,
+                test_size=self.options.val_fraction,
+                stratify=self.prepared.labels,
                 random_state=self.seed,
             )
         except ValueError as err:
@@ -166,9 +176,13 @@ class SeedData:
     @cached_property
     def features(self) -> FeatureSpace:
         o = self.options
-        return FeatureSpace(n_top_genes=o.n_top_genes, min_cells=o.min_cells, scale=o.scale,
-                            n_pcs=o.n_pcs, random_state=self.seed
-                            ).fit(self.prepared.adata[self.pool])
+        return FeatureSpace(
+            n_top_genes=o.n_top_genes,
+            min_cells=o.min_cells,
+            scale=o.scale,
+            n_pcs=o.n_pcs,
+            random_state=self.seed,
+        ).fit(self.prepared.adata[self.pool])
 
     @cached_property
     def X_pool(self) -> np.ndarray:
@@ -201,7 +215,16 @@ class SeedData:
         pcs = np.full((len(names), 2), np.nan, dtype=np.float32)
         pcs[self.pool] = self.embedding[:, :2]
         pcs[self.val] = self.features.embed(self.X_val)[:, :2]
-        kept = pd.DataFrame({"cell": names, "seed": self.seed, "role": role, "reason": "",
-                             "label": prepared.labels, "pc1": pcs[:, 0], "pc2": pcs[:, 1]})
+        kept = pd.DataFrame(
+            {
+                "cell": names,
+                "seed": self.seed,
+                "role": role,
+                "reason": "",
+                "label": prepared.labels,
+                "pc1": pcs[:, 0],
+                "pc2": pcs[:, 1],
+            }
+        )
         out = prepared.left_out.assign(seed=self.seed, role="left_out", pc1=np.nan, pc2=np.nan)
         return pd.concat([kept, out[kept.columns]], ignore_index=True)

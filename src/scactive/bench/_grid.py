@@ -41,15 +41,19 @@ class GridOptions:
         for strategy in self.strategies:
             if strategy not in STRATEGIES:
                 raise unknown_name("strategy", strategy, STRATEGIES, arg="strategies")
-        for name, values in (("models", self.models), ("strategies", self.strategies),
-                             ("batch_sizes", self.batch_sizes)):
+        for name, values in (
+            ("models", self.models),
+            ("strategies", self.strategies),
+            ("batch_sizes", self.batch_sizes),
+        ):
             if not values:
                 raise InputError(f"{name} is empty; give at least one.")
         if any(int(b) < 1 for b in self.batch_sizes):
             raise InputError(f"batch_sizes={list(self.batch_sizes)}; each must be >= 1.")
         if self.seeds < 1 or self.n_rounds < 0:
-            raise InputError(f"seeds={self.seeds}, rounds={self.n_rounds}: need seeds >= 1 "
-                             "and rounds >= 0.")
+            raise InputError(
+                f"seeds={self.seeds}, rounds={self.n_rounds}: need seeds >= 1 and rounds >= 0."
+            )
         if self.stop_fraction is not None and not 0 < self.stop_fraction <= 1:
             raise InputError(f"stop_fraction={self.stop_fraction}; expected a fraction in (0, 1].")
         if self.retrain not in {"scratch", "continue"}:
@@ -84,8 +88,9 @@ def build_grid(options: GridOptions) -> Grid:
     for model in options.models:
         for strategy in options.strategies:
             if strategy in MC_STRATEGIES and not accepts_epochs(model):
-                grid.skipped.append(f"{model} x {strategy}: needs MC dropout, which "
-                                    f"{model} has not")
+                grid.skipped.append(
+                    f"{model} x {strategy}: needs MC dropout, which {model} has not"
+                )
                 continue
             for batch_size in options.batch_sizes:
                 for seed in range(options.seeds):
@@ -113,15 +118,29 @@ def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round
     rng = np.random.default_rng(_name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
     strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
     result = active_learning(
-        seed_data.X_pool, SimulatedOracle(seed_data.y_pool), seed_data.X_val, seed_data.y_val,
+        seed_data.X_pool,
+        SimulatedOracle(seed_data.y_pool),
+        seed_data.X_val,
+        seed_data.y_val,
         new_learner=_learner_factory(cell.model, seed_data, options, rng),
-        strategy=strategy, strategy_name=cell.strategy, batch_size=cell.batch_size,
-        initial=seed_data.initial, rng=rng, n_rounds=options.n_rounds,
-        stop_fraction=options.stop_fraction, embedding=seed_data.embedding,
-        classes=seed_data.prepared.classes, retrain=options.retrain, on_round=on_round,
+        strategy=strategy,
+        strategy_name=cell.strategy,
+        batch_size=cell.batch_size,
+        initial=seed_data.initial,
+        rng=rng,
+        n_rounds=options.n_rounds,
+        stop_fraction=options.stop_fraction,
+        embedding=seed_data.embedding,
+        classes=seed_data.prepared.classes,
+        retrain=options.retrain,
+        on_round=on_round,
     )
-    meta = {"model": cell.model, "strategy": cell.strategy, "batch_size": cell.batch_size,
-            "seed": cell.seed}
+    meta = {
+        "model": cell.model,
+        "strategy": cell.strategy,
+        "batch_size": cell.batch_size,
+        "seed": cell.seed,
+    }
     results = pd.DataFrame([{**meta, **r} for r in result.rounds])
     picks = pd.DataFrame(result.picks, columns=["round", "position", "label"])
     names = seed_data.prepared.adata.obs_names[seed_data.pool]
@@ -129,8 +148,11 @@ def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round
     picks.insert(1, "cell", np.asarray(names)[positions])
     picks["pc1"] = seed_data.embedding[positions, 0]
     picks["pc2"] = seed_data.embedding[positions, 1]
-    picks = pd.concat([pd.DataFrame([meta] * len(picks)), picks], axis=1) if len(picks) else \
-        pd.DataFrame(columns=[*meta, "round", "cell", "label", "pc1", "pc2"])
+    picks = (
+        pd.concat([pd.DataFrame([meta] * len(picks)), picks], axis=1)
+        if len(picks)
+        else pd.DataFrame(columns=[*meta, "round", "cell", "label", "pc1", "pc2"])
+    )
     return results, picks
 
 
@@ -143,23 +165,44 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
     import time
 
     overrides = {"epochs": options.epochs} if options.epochs and accepts_epochs(model) else {}
-    learner = make_learner(model, seed_data.features,
-                           rng=np.random.default_rng(_name_seed(seed_data.seed, model, "ceiling")),
-                           **overrides)
+    learner = make_learner(
+        model,
+        seed_data.features,
+        rng=np.random.default_rng(_name_seed(seed_data.seed, model, "ceiling")),
+        **overrides,
+    )
     start = time.perf_counter()
     learner.fit(seed_data.X_pool, seed_data.y_pool)
     seconds = time.perf_counter() - start
-    metrics = evaluate(seed_data.y_val, learner.predict_proba(seed_data.X_val), learner.classes_,
-                       seed_data.prepared.classes)
+    metrics = evaluate(
+        seed_data.y_val,
+        learner.predict_proba(seed_data.X_val),
+        learner.classes_,
+        seed_data.prepared.classes,
+    )
     n_pool = len(seed_data.pool)
-    return pd.DataFrame([{
-        "model": model, "strategy": "ceiling", "batch_size": pd.NA, "seed": seed_data.seed,
-        "round": 0, "n_labeled": n_pool, "frac_labeled": 1.0, **metrics,
-        "train_seconds": seconds, "query_seconds": 0.0, "pool_exhausted": False,
-    }])
+    return pd.DataFrame(
+        [
+            {
+                "model": model,
+                "strategy": "ceiling",
+                "batch_size": pd.NA,
+                "seed": seed_data.seed,
+                "round": 0,
+                "n_labeled": n_pool,
+                "frac_labeled": 1.0,
+                **metrics,
+                "train_seconds": seconds,
+                "query_seconds": 0.0,
+                "pool_exhausted": False,
+            }
+        ]
+    )
 
 
 def config_dict(data: DataOptions, grid: GridOptions) -> dict:
     """Every parameter as plain JSON values."""
-    return {**asdict(data), **{k: list(v) if isinstance(v, tuple) else v
-                               for k, v in asdict(grid).items()}}
+    return {
+        **asdict(data),
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(grid).items()},
+    }

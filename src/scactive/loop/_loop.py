@@ -134,7 +134,11 @@ def active_learning(
         round_ += 1
         start = time.perf_counter()
         picked = strategy(
-            learner, X_pool, labeled=state.labeled, batch_size=batch_size, rng=rng,
+            learner,
+            X_pool,
+            labeled=state.labeled,
+            batch_size=batch_size,
+            rng=rng,
             embedding=embedding,
         )
         query_seconds = time.perf_counter() - start

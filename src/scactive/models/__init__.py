@@ -6,6 +6,13 @@ from ._persist import TrainedModel, load_model, save_model
 from ._registry import DEFAULT_MODEL, PRESETS, accepts_epochs, make_learner
 
 __all__ = [
-    "DEFAULT_MODEL", "MLP", "MLPClassifier", "PRESETS", "TrainedModel", "accepts_epochs",
-    "load_model", "make_learner", "save_model",
+    "DEFAULT_MODEL",
+    "MLP",
+    "MLPClassifier",
+    "PRESETS",
+    "TrainedModel",
+    "accepts_epochs",
+    "load_model",
+    "make_learner",
+    "save_model",
 ]

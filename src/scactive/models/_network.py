@@ -12,8 +12,9 @@ class MLP(nn.Module):
 
     An optional frozen ``projection`` (genes x components, e.g. PCA loadings fitted on the
     unlabeled pool) maps the genes to a few components before the first hidden layer; it
-    regularises the network strongly when few cells are labeled. The last hidden layer feeds a linear output layer giving one logit per class; softmax is
-    applied by the loss and by the classifier, not here.
+    regularises the network strongly when few cells are labeled. The last hidden layer feeds
+    a linear output layer giving one logit per class; softmax is applied by the loss and by
+    the classifier, not here.
     """
 
     def __init__(
@@ -31,7 +32,11 @@ class MLP(nn.Module):
         if projection is not None:
             # A frozen linear map (e.g. the pool's PCA): z = (x - offset) @ projection.
             weight = torch.as_tensor(np.asarray(projection, dtype=np.float32).T)
-            offset = np.zeros(weight.shape[1], np.float32) if projection_offset is None else projection_offset
+            offset = (
+                np.zeros(weight.shape[1], np.float32)
+                if projection_offset is None
+                else projection_offset
+            )
             bias = -(weight @ torch.as_tensor(np.asarray(offset, dtype=np.float32)))
             self.project = nn.Linear(weight.shape[1], weight.shape[0])
             self.project.weight.data.copy_(weight)
@@ -50,7 +55,11 @@ class MLP(nn.Module):
         self.head = nn.Linear(dims[-1], n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_first(self.first_activation(x))
+        return self.from_projected(self.project(x))
+
+    def from_projected(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits from projected inputs (the frozen projection is computed once per fit)."""
+        return self.from_first(self.blocks[0][:-1](z))
 
     def first_activation(self, x: torch.Tensor) -> torch.Tensor:
         """The first hidden layer before its dropout: the same in every MC-dropout draw."""

@@ -39,19 +39,25 @@ _SHAPES = {
 PRESETS: dict[str, Preset] = {}
 for _name, _shape in _SHAPES.items():
     PRESETS[_name] = Preset(
-        MLPClassifier, {**_shape, **_OURS}, pca_input=True,
+        MLPClassifier,
+        {**_shape, **_OURS},
+        pca_input=True,
         description="MLP on the pool's PCA of the HVGs; AdamW, >= 300 steps, balanced classes",
     )
     PRESETS[f"{_name}-paper"] = Preset(
-        MLPClassifier, {**_shape, **_PAPER},
+        MLPClassifier,
+        {**_shape, **_PAPER},
         description="the paper's settings: HVG input, SGD, 20 epochs",
     )
 PRESETS["logreg"] = Preset(
-    LogisticRegression, dict(max_iter=1000),
+    LogisticRegression,
+    dict(max_iter=1000),
     description="scikit-learn logistic regression on the scaled HVGs",
 )
 PRESETS["logreg-pca"] = Preset(
-    LogisticRegression, dict(max_iter=1000), pca_input=True,
+    LogisticRegression,
+    dict(max_iter=1000),
+    pca_input=True,
     description="logistic regression on the pool's PCA",
 )
 
@@ -102,8 +108,9 @@ def _with_pca(learner, features: FeatureSpace):
     pca = features.pca_
     if isinstance(learner, MLPClassifier):
         if features.scale:  # inputs are scaled already: project them
-            return learner.set_params(projection=pca.components_.T.copy(),
-                                      projection_offset=pca.mean_)
+            return learner.set_params(
+                projection=pca.components_.T.copy(), projection_offset=pca.mean_
+            )
         # unscaled inputs: fold the scaling into the projection (clipping aside)
         return learner.set_params(
             projection=(pca.components_ / features.std_).T.copy(),

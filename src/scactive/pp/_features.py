@@ -69,15 +69,20 @@ class FeatureSpace:
             hvg.index = candidates
             genes = hvg.index[hvg["highly_variable"].to_numpy()]
         self.genes_ = np.asarray(genes, dtype=object)
-        logger.info("features: %d genes (of %d detected in >= %d cells)",
-                    len(self.genes_), len(candidates), self.min_cells)
+        logger.info(
+            "features: %d genes (of %d detected in >= %d cells)",
+            len(self.genes_),
+            len(candidates),
+            self.min_cells,
+        )
         raw = _dense(pool[:, self.genes_].X)
         self.mean_ = raw.mean(axis=0)
         std = raw.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0).astype(np.float32)
         n_pcs = min(self.n_pcs, raw.shape[0] - 1, raw.shape[1] - 1)
-        self.pca_ = PCA(n_components=max(n_pcs, 1), svd_solver="randomized",
-                        random_state=self.random_state)
+        self.pca_ = PCA(
+            n_components=max(n_pcs, 1), svd_solver="randomized", random_state=self.random_state
+        )
         self.pca_.fit(self._scaled(raw))
         return self
 

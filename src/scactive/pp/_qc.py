@@ -21,7 +21,14 @@ MITO = re.compile(r"^(MT|mt)-")
 RIBO = re.compile(r"^(RP[SL]\d|Rp[sl]\d|MRP[SL]\d|Mrp[sl]\d)")
 HEMOGLOBIN = re.compile(r"^(HB[ABDEGMQZ]\d*|Hb[ab]-.*|Hbq1[ab]?|Hb[bq]-?y?|Hbz)$")
 
-_SYMBOL_COLUMNS = ("symbol", "gene_symbols", "gene_symbol", "gene_name", "gene_names", "feature_name")
+_SYMBOL_COLUMNS = (
+    "symbol",
+    "gene_symbols",
+    "gene_symbol",
+    "gene_name",
+    "gene_names",
+    "feature_name",
+)
 
 
 def gene_symbols(adata: ad.AnnData) -> pd.Index:
@@ -68,7 +75,9 @@ def remove_genes(
     return adata if copy else None
 
 
-def filter_cells(adata: ad.AnnData, *, min_genes: int = 500, warn_fraction: float = 0.2) -> np.ndarray:
+def filter_cells(
+    adata: ad.AnnData, *, min_genes: int = 500, warn_fraction: float = 0.2
+) -> np.ndarray:
     """Mask of cells with at least ``min_genes`` detected genes; warns when many fail.
 
     Raises when no cell passes, with the number of genes the median cell has.

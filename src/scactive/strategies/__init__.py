@@ -14,8 +14,21 @@ from ._strategies import (
 )
 
 __all__ = [
-    "BALD", "PAPER_STRATEGIES", "STRATEGIES", "DiversitySampling", "QueryByCommittee",
-    "RandomSampling", "Strategy", "UncertaintySampling", "WeightedKMeans", "bald_scores",
-    "entropy_scores", "get_strategy", "kmeans_one_per_cluster", "least_confidence_scores",
-    "margin_scores", "register_strategy", "top_k",
+    "BALD",
+    "PAPER_STRATEGIES",
+    "STRATEGIES",
+    "DiversitySampling",
+    "QueryByCommittee",
+    "RandomSampling",
+    "Strategy",
+    "UncertaintySampling",
+    "WeightedKMeans",
+    "bald_scores",
+    "entropy_scores",
+    "get_strategy",
+    "kmeans_one_per_cluster",
+    "least_confidence_scores",
+    "margin_scores",
+    "register_strategy",
+    "top_k",
 ]

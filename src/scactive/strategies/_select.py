@@ -19,9 +19,7 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return order[:k]
 
 
-def kmeans_one_per_cluster(
-    points: np.ndarray, k: int, rng: np.random.Generator
-) -> np.ndarray:
+def kmeans_one_per_cluster(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means (k-means++ seeding) into ``k`` clusters, then one random point from each.
 
     Returns ``k`` distinct positions into ``points`` (fewer only if there are fewer points).
@@ -31,8 +29,9 @@ def kmeans_one_per_cluster(
         return rng.permutation(n)[:k]
     seed = int(rng.integers(2**31 - 1))
     if n > MINIBATCH_ABOVE:
-        model = MiniBatchKMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed,
-                                batch_size=4096)
+        model = MiniBatchKMeans(
+            n_clusters=k, init="k-means++", n_init=1, random_state=seed, batch_size=4096
+        )
     else:
         model = KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed)
     labels = model.fit_predict(np.asarray(points, dtype=np.float64))

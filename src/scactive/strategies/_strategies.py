@@ -71,7 +71,9 @@ def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> n
     if embedding is not None:
         return embedding
     n_pcs = max(1, min(50, X.shape[0] - 1, X.shape[1]))
-    return PCA(n_pcs, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))).fit_transform(X)
+    return PCA(
+        n_pcs, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))
+    ).fit_transform(X)
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,8 @@ class WeightedKMeans(Strategy):
     name = "wkmc"
 
     def select(self, learner, X, embedding, k, rng):
-        shortlist = top_k(entropy_scores(learner.predict_proba(X)), min(len(X), self.factor * k), rng)
+        shortlist = top_k(
+            entropy_scores(learner.predict_proba(X)), min(len(X), self.factor * k), rng
+        )
         space = _space(X, embedding, self.use_pca, rng)[shortlist]
         return shortlist[kmeans_one_per_cluster(space, k, rng)]

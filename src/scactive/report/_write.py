@@ -1,0 +1,266 @@
+"""Assemble the figures and tables of a simulation into one self-contained HTML file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure, SubFigure
+
+from scactive import __version__, pl
+from scactive._errors import InputError
+from scactive.pl._style import CEILING, celltype_palette, strategy_palette
+from scactive.report import _html
+from scactive.report._summary import summary_table
+
+logger = logging.getLogger("scactive")
+
+FIGURE_DIR = "figures"
+REPORT_NAME = "report.html"
+
+
+@dataclass
+class _Inputs:
+    results: pd.DataFrame
+    picks: pd.DataFrame | None
+    split: pd.DataFrame | None
+    config: dict[str, object] = field(default_factory=dict)
+
+
+def _read_inputs(outdir: Path) -> _Inputs:
+    if not outdir.is_dir():
+        raise InputError(
+            f"outdir={str(outdir)!r} is not a directory; pass the --out directory of "
+            "`scactive simulate`."
+        )
+    path = outdir / "results.csv"
+    if not path.is_file():
+        raise InputError(f"{str(path)!r} not found; run `scactive simulate --out {outdir}` first.")
+    results = pd.read_csv(path)
+    optional: dict[str, pd.DataFrame | None] = {}
+    for name in ("picks", "split"):
+        p = outdir / f"{name}.csv"
+        optional[name] = pd.read_csv(p) if p.is_file() else None
+        if optional[name] is None:
+            logger.warning("%s not found; its figures are left out of the report.", p)
+    config: dict[str, object] = {}
+    cfg_path = outdir / "config.json"
+    if cfg_path.is_file():
+        try:
+            config = json.loads(cfg_path.read_text("utf-8"))
+        except json.JSONDecodeError as err:
+            raise InputError(f"{str(cfg_path)!r} is not valid JSON: {err}.") from err
+        if not isinstance(config, dict):
+            raise InputError(f"{str(cfg_path)!r} must hold a JSON object; got {type(config)}.")
+    return _Inputs(results, optional["picks"], optional["split"], config)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; give the usual umask-based mode
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _file_mode() -> int:
+    """Mode of a new file under the current umask (read without changing it when possible)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "model"
+
+
+class _FigureWriter:
+    """Draws, saves and embeds figures; a figure whose data is missing becomes a note."""
+
+    def __init__(self, figdir: Path, dpi: int) -> None:
+        self.figdir = figdir
+        self.dpi = dpi
+        self.files: list[Path] = []
+
+    def html(self, name: str, draw: Callable[[], Figure | SubFigure], caption: str) -> str:
+        try:
+            fig = draw()
+        except InputError as err:
+            logger.warning("figure %s not drawn: %s", name, err)
+            return f'<p class="note">Figure not drawn: {_html.esc(err)}</p>'
+        root = fig.get_figure(root=True) if isinstance(fig, SubFigure) else fig
+        buf = io.BytesIO()
+        # constrained layout already fits legends and colour bars inside the figure; a tight
+        # bounding box would draw every figure twice
+        root.savefig(buf, format="png", dpi=self.dpi, facecolor="white")
+        root.clear()  # free the artists now; the figure is not registered with pyplot
+        png = buf.getvalue()
+        path = self.figdir / name
+        _atomic_write(path, png)
+        self.files.append(path)
+        return _html.figure(png, alt=caption.split(".")[0], caption=caption)
+
+
+def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
+    results, picks, split = inputs.results, inputs.picks, inputs.split
+    strategies = results.loc[results["strategy"] != CEILING, "strategy"].dropna().unique()
+    spal = strategy_palette(strategies)
+    labels = pd.concat([t["label"] for t in (picks, split) if t is not None] or [pd.Series()])
+    cpal = celltype_palette(labels.dropna().astype(str))
+    models = [str(m) for m in pd.unique(results["model"].dropna())]
+    parts = ["<h2>Figures</h2>", "<h3>Figure 1. Cell types</h3>"]
+    if split is not None:
+        parts.append(
+            writer.html(
+                "fig1_celltypes.png",
+                lambda: pl.celltype_overview(split, seed=seed, palette=cpal),
+                f"Figure 1. Cell-type frequencies (left) and PCA of the cells coloured by cell "
+                f"type (right), seed {seed}, left-out cells excluded.",
+            )
+        )
+    else:
+        parts.append('<p class="note">No split.csv: figure 1 not drawn.</p>')
+    specs: list[tuple[str, str, Callable[[str], Figure | SubFigure] | None, str]] = [
+        ("2", "learning_curves", lambda m: pl.learning_curves(results, m, palette=spal),
+         "Figure 2 ({m}). Accuracy, macro F1 and validation loss per strategy against the round "
+         "at the largest batch size; lines are the mean over seeds, shading the min-max range; "
+         "the dashed line is the ceiling (model trained on the whole pool)."),
+        ("3", "metric_grid", lambda m: pl.metric_grid(results, m, palette=spal),
+         "Figure 3 ({m}). Metrics (rows) by batch size (columns) against the round, one line "
+         "per strategy (mean over seeds, min-max shaded); dashed: ceiling."),
+        ("4", "curves_by_fraction", lambda m: pl.curves_by_fraction(results, m),
+         "Figure 4 ({m}). Metrics against the percentage of the pool labeled, one panel per "
+         "strategy and one line per batch size (mean over seeds, min-max shaded); dashed: "
+         "ceiling."),
+        ("5", "batch_composition",
+         None if picks is None else lambda m: pl.batch_composition(
+             picks, split, model=m, palette=cpal),
+         "Figure 5 ({m}). Cell-type proportions of the picked batches per round, for each "
+         "strategy (columns) and batch size (rows), all seeds pooled; the first bar is the "
+         "whole pool for reference."),
+        ("6", "picks_pca",
+         None if picks is None or split is None else lambda m: pl.picks_pca(
+             picks, split, model=m, seed=seed, palette=cpal),
+         "Figure 6 ({m}). Picked cells on the pool PCA of seed " + str(seed) + ", coloured by "
+         "round, per strategy (columns) and batch size (rows); grey: pool cells."),
+    ]  # fmt: skip
+    titles = {
+        "2": "Learning curves",
+        "3": "Metrics by batch size",
+        "4": "Metrics against the labeled fraction",
+        "5": "Composition of the picked batches",
+        "6": "Picked cells in PCA space",
+    }
+    for num, stem, draw, caption in specs:
+        parts.append(f"<h3>Figure {num}. {titles[num]}</h3>")
+        if draw is None:
+            parts.append(f'<p class="note">Figure {num} needs picks.csv and split.csv.</p>')
+            continue
+        for m in models:
+            parts.append(
+                writer.html(
+                    f"fig{num}_{stem}_{_safe_name(m)}.png",
+                    lambda draw=draw, m=m: draw(m),
+                    caption.format(m=m),
+                )
+            )
+    return "\n".join(parts)
+
+
+def write_report(
+    outdir: str | os.PathLike[str],
+    *,
+    target: float = 0.95,
+    dpi: int = 110,
+) -> Path:
+    """Write ``outdir/report.html`` and ``outdir/figures/*.png`` from a simulation's output.
+
+    Reads ``results.csv`` (required), ``picks.csv``, ``split.csv`` and ``config.json``
+    (optional; what needs a missing file is replaced by a note). The HTML file is
+    self-contained: figures are embedded as base64 PNGs and the CSS is inline, so it opens
+    offline. Figures 2-6 are drawn once per model. The summary table is also saved as
+    ``outdir/summary.csv``. Every file is written to a temporary name and then renamed, so an
+    interrupted run never leaves a half-written report.
+
+    Parameters
+    ----------
+    outdir
+        The ``--out`` directory of ``scactive simulate``.
+    target
+        Fraction of the ceiling's macro-F1 used for "labels needed" in the summary table.
+    dpi
+        Resolution of the PNG figures.
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the written ``report.html``.
+
+    Raises
+    ------
+    scactive._errors.InputError
+        If ``outdir`` or its ``results.csv`` is missing or a table lacks required columns.
+    """
+    outdir = Path(outdir)
+    inputs = _read_inputs(outdir)
+    config = inputs.config
+    table = summary_table(inputs.results, target=target)
+    figdir = outdir / FIGURE_DIR
+    figdir.mkdir(exist_ok=True)
+    seed = 0
+    if inputs.split is not None:
+        seeds = sorted(int(s) for s in pd.unique(inputs.split["seed"].dropna()))
+        seed = 0 if 0 in seeds or not seeds else seeds[0]
+
+    writer = _FigureWriter(figdir, dpi)
+    data_name = config.get("data") or outdir.name
+    body = [
+        "<h2>Run parameters</h2>",
+        _html.parameters(config),
+        "<h2>Early stops and skipped runs</h2>",
+        _html.early_stops(inputs.results, config),
+        "<h2>Cells</h2>",
+        _html.cell_counts(inputs.split, seed),
+        _figures(inputs, writer, seed),
+        "<h2>Summary</h2>",
+        f"<p>Final metrics are the mean ± standard deviation over seeds at the last round. "
+        f"The curve area is the mean macro F1 over the learning curve (trapezoid over the "
+        f"number of labeled cells, divided by its range). Labels needed: the first number of "
+        f"labeled cells at which macro F1 reached {100 * target:g}% of the ceiling of the same "
+        f"model and seed, averaged over the seeds that reached it.</p>",
+        _html.summary(table, target),
+    ]
+    text = _html.page(
+        title=f"scactive report: {data_name}",
+        subtitle=f"{outdir.resolve()} · written {datetime.now().isoformat(timespec='seconds')}",
+        body="\n".join(body),
+        version=__version__,
+    )
+    _atomic_write(outdir / "summary.csv", table.to_csv(index=False).encode("utf-8"))
+    report = outdir / REPORT_NAME
+    _atomic_write(report, text.encode("utf-8"))
+    logger.info("wrote %s and %d figures in %s", report, len(writer.files), figdir)
+    return report

@@ -1,0 +1,63 @@
+"""Shared fixtures: small generated data with planted cell types, and real data by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def make_counts(
+    n_cells: int = 240,
+    n_genes: int = 400,
+    n_types: int = 3,
+    *,
+    markers: int = 20,
+    seed: int = 0,
+    fold: float = 8.0,
+) -> ad.AnnData:
+    """Poisson counts with ``n_types`` well-separated types, each with its own marker genes."""
+    rng = np.random.default_rng(seed)
+    types = np.repeat(np.arange(n_types), int(np.ceil(n_cells / n_types)))[:n_cells]
+    rng.shuffle(types)
+    base = rng.gamma(2.0, 0.5, size=n_genes)
+    rates = np.tile(base, (n_types, 1))
+    for t in range(n_types):
+        rates[t, t * markers : (t + 1) * markers] *= fold
+    counts = rng.poisson(rates[types] * rng.uniform(0.7, 1.3, size=(n_cells, 1)))
+    genes = [f"G{i}" for i in range(n_genes)]
+    adata = ad.AnnData(
+        sp.csr_matrix(counts.astype(np.float32)),
+        obs=pd.DataFrame(
+            {"cell_type": pd.Categorical([f"type{t}" for t in types])},
+            index=[f"cell{i}" for i in range(n_cells)],
+        ),
+        var=pd.DataFrame(index=genes),
+    )
+    return adata
+
+
+@pytest.fixture
+def counts_adata() -> ad.AnnData:
+    return make_counts()
+
+
+@pytest.fixture(scope="session")
+def pbmc3k_path() -> Path:
+    path = SHARED_DATA / "pbmc3k_seurat_labels.h5ad"
+    if not path.exists():
+        pytest.skip(f"real data not found at {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _few_threads(monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,0 +1,209 @@
+"""Reading data, choosing the matrix, QC and feature selection."""
+
+from __future__ import annotations
+
+import gzip
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from scactive import InputError, io
+from scactive.pp import FeatureSpace, filter_cells, normalize, remove_genes
+
+
+def test_read_formats_agree(tmp_path, counts_adata):
+    small = counts_adata[:30, :50].copy()
+    dense = small.X.toarray()
+    small.write_h5ad(tmp_path / "d.h5ad")
+    table = pd.DataFrame(dense, index=small.obs_names, columns=small.var_names)
+    table.to_csv(tmp_path / "d.csv")
+    table.to_csv(tmp_path / "d.tsv", sep="\t")
+    table.T.to_csv(tmp_path / "genes_by_cells.csv")
+    small.write_loom(tmp_path / "d.loom")
+    mtx = tmp_path / "tenx"
+    mtx.mkdir()
+    scipy.io.mmwrite(mtx / "matrix.mtx", sp.csr_matrix(dense.T.astype(np.int64)))
+    pd.DataFrame(
+        {"id": small.var_names, "name": small.var_names, "kind": "Gene Expression"}
+    ).to_csv(mtx / "features.tsv", sep="\t", header=False, index=False)
+    pd.Series(small.obs_names).to_csv(mtx / "barcodes.tsv", header=False, index=False)
+    for name in ("matrix.mtx", "features.tsv", "barcodes.tsv"):  # 10x v3 folders are gzipped
+        (mtx / f"{name}.gz").write_bytes(gzip.compress((mtx / name).read_bytes()))
+        (mtx / name).unlink()
+    for name, kwargs in [
+        ("d.h5ad", {}),
+        ("d.csv", {}),
+        ("d.tsv", {}),
+        ("d.loom", {}),
+        ("genes_by_cells.csv", {"transpose": True}),
+        ("tenx", {}),
+    ]:
+        got = io.read(tmp_path / name, **kwargs)
+        assert got.shape == (30, 50), name
+        X = got.X.toarray() if sp.issparse(got.X) else np.asarray(got.X)
+        np.testing.assert_allclose(X, dense, err_msg=name)
+
+
+def test_bundled_dataset_holds_log_values():
+    adata = io.read("pbmc68k_reduced")
+    assert adata.shape[0] == 700 and adata.X.min() >= 0
+    assert not io.looks_like_counts(adata.X)
+
+
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("missing", "not found"),
+        ("truncated", "truncated"),
+        ("unknown_format", "Cannot tell the format"),
+    ],
+)
+def test_unreadable_files(tmp_path, counts_adata, problem, match):
+    path = tmp_path / "data.h5ad"
+    if problem == "truncated":
+        counts_adata.write_h5ad(path)
+        path.write_bytes(path.read_bytes()[:2000])
+    elif problem == "unknown_format":
+        path = tmp_path / "data.xyz"
+        path.write_text("x")
+    with pytest.raises(InputError, match=match):
+        io.read(path)
+
+
+def _with_X(adata, X):
+    out = adata.copy()
+    out.X = X
+    return out
+
+
+@pytest.mark.parametrize(
+    "problem, match",
+    [
+        ("nan", "NaN or infinite"),
+        ("inf", "NaN or infinite"),
+        ("negative", "negative values"),
+        ("empty", "empty"),
+        ("duplicates", "more than once"),
+    ],
+)
+def test_bad_matrices(counts_adata, problem, match):
+    adata = counts_adata.copy()
+    X = adata.X.toarray()
+    if problem == "nan":
+        X[3, 4] = np.nan
+    elif problem == "inf":
+        X[3, 4] = np.inf
+    elif problem == "negative":
+        X[3, 4] = -1.5
+    if problem == "empty":
+        adata = adata[:, :0].copy()
+    else:
+        adata = _with_X(adata, X)
+    if problem == "duplicates":
+        adata.obs_names = ["same"] * 2 + list(adata.obs_names[2:])
+    with pytest.raises(InputError, match=match):
+        io.select_matrix(adata)
+
+
+def test_choose_layer_and_raw(counts_adata):
+    adata = counts_adata.copy()
+    adata.layers["counts"] = adata.X.copy()
+    adata.raw = adata
+    adata.X = adata.X * 0.5
+    assert io.looks_like_counts(io.select_matrix(adata, layer="counts").X)
+    assert io.select_matrix(adata, use_raw=True).n_vars == adata.n_vars
+    with pytest.raises(InputError, match="layer='nope' not in adata.layers; available"):
+        io.select_matrix(adata, layer="nope")
+
+
+def test_labels_missing_markers_and_errors(counts_adata):
+    adata = counts_adata.copy()
+    labels = adata.obs["cell_type"].astype(str).to_numpy()
+    labels[:3] = ["Unknown", "unassigned", "nan"]
+    adata.obs["cell_type"] = labels
+    assert io.labels_from(adata, "cell_type").isna().sum() == 3
+    with pytest.raises(
+        InputError,
+        match=r"label_key='celltype' not in adata.obs; available: "
+        r"\['cell_type'\]",
+    ):
+        io.labels_from(adata, "celltype")
+    adata.obs["one"] = "T cell"
+    with pytest.raises(InputError, match="at least two"):
+        io.labels_from(adata, "one")
+
+
+def test_remove_genes_human_and_mouse():
+    names = [
+        "MT-CO1",
+        "mt-Nd1",
+        "RPL13",
+        "Rps3",
+        "HBB",
+        "HBA1",
+        "Hbb-bs",
+        "Hba-a1",
+        "CD3E",
+        "HBEGF",
+        "Cd19",
+        "MTOR",
+        "RPLP0P2x",
+    ]
+    adata = ad.AnnData(np.ones((3, len(names)), np.float32), var=pd.DataFrame(index=names))
+    remove_genes(adata)
+    assert list(adata.var_names) == ["CD3E", "HBEGF", "Cd19", "MTOR", "RPLP0P2x"]
+    assert adata.uns["scactive_removed_genes"] == {
+        "mitochondrial": 2,
+        "ribosomal": 2,
+        "hemoglobin": 4,
+    }
+    kept = ad.AnnData(np.ones((3, len(names)), np.float32), var=pd.DataFrame(index=names))
+    remove_genes(kept, mito=False, ribo=False)
+    assert "MT-CO1" in kept.var_names and "HBB" not in kept.var_names
+
+
+def test_remove_genes_reads_symbols_for_ensembl_ids():
+    var = pd.DataFrame({"symbol": ["MT-CO1", "CD3E"]}, index=["ENSG00000198804", "ENSG00000198851"])
+    adata = ad.AnnData(np.ones((2, 2), np.float32), var=var)
+    remove_genes(adata)
+    assert list(adata.var["symbol"]) == ["CD3E"]
+
+
+def test_filter_cells_warns_when_many_fail(counts_adata):
+    detected = np.asarray((counts_adata.X > 0).sum(1)).ravel()
+    threshold = int(np.percentile(detected, 50))
+    with pytest.warns(UserWarning, match="removes"):
+        keep = filter_cells(counts_adata, min_genes=threshold)
+    np.testing.assert_array_equal(keep, detected >= threshold)
+    with pytest.raises(InputError, match="--min-genes"):
+        filter_cells(counts_adata, min_genes=10_000)
+
+
+def test_normalize_only_counts(counts_adata):
+    adata = counts_adata.copy()
+    assert normalize(adata)
+    np.testing.assert_allclose(np.expm1(adata.X.toarray()).sum(1), 1e4, rtol=1e-4)
+    before = adata.X.copy()
+    assert not normalize(adata)  # log values are left as they are
+    assert (adata.X != before).nnz == 0
+
+
+def test_feature_space_is_fitted_on_the_pool_only(counts_adata):
+    adata = counts_adata.copy()
+    normalize(adata)
+    pool, val = adata[:200].copy(), adata[200:].copy()
+    X = val.X.toarray()
+    X[:, 399] = np.where(np.arange(len(X)) % 2, 6.0, 0.0)  # varies only in validation cells
+    val.X = sp.csr_matrix(X)
+    space = FeatureSpace(n_top_genes=50, n_pcs=5).fit(pool)
+    assert len(space.genes_) == 50
+    both = ad.concat([pool, val])
+    assert "G399" not in set(FeatureSpace(n_top_genes=50, n_pcs=5).fit(pool).genes_)
+    assert "G399" in set(FeatureSpace(n_top_genes=50, n_pcs=5).fit(both).genes_)
+    features = space.transform(pool)
+    np.testing.assert_allclose(features.mean(0), 0, atol=1e-4)
+    assert space.embed(features).shape == (200, 5)

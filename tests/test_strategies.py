@@ -1,0 +1,129 @@
+"""Every registered strategy obeys one contract; scores and selectors have planted answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from scactive import InputError
+from scactive.models import MLPClassifier
+from scactive.strategies import (
+    STRATEGIES,
+    bald_scores,
+    entropy_scores,
+    get_strategy,
+    kmeans_one_per_cluster,
+    least_confidence_scores,
+    margin_scores,
+    top_k,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 4, size=(3, 20))
+    y = np.repeat(np.arange(3), 40)
+    X = (centers[y] + rng.normal(size=(120, 20))).astype(np.float32)
+    labeled = np.zeros(120, bool)
+    labeled[rng.choice(120, 15, replace=False)] = True
+    learner = MLPClassifier(hidden=(16,), min_steps=50, random_state=0)
+    learner.fit(X[labeled], y[labeled])
+    return learner, X, labeled
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_contract(name, fitted):
+    learner, X, labeled = fitted
+    strategy = get_strategy(name)
+    picks = strategy(learner, X, labeled=labeled, batch_size=9, rng=3)
+    assert picks.shape == (9,)
+    assert len(np.unique(picks)) == 9
+    assert not labeled[picks].any()
+    again = strategy(learner, X, labeled=labeled, batch_size=9, rng=3)
+    np.testing.assert_array_equal(picks, again)
+    with pytest.raises(InputError, match="larger than"):
+        strategy(learner, X, labeled=labeled, batch_size=int((~labeled).sum()) + 1, rng=0)
+    with pytest.raises(InputError, match="batch_size"):
+        strategy(learner, X, labeled=labeled, batch_size=0, rng=0)
+    with pytest.raises(InputError, match="labeled"):
+        strategy(learner, X, labeled=labeled[:-1], batch_size=3, rng=0)
+    # the whole rest of the pool can be asked for
+    rest = int((~labeled).sum())
+    assert len(np.unique(strategy(learner, X, labeled=labeled, batch_size=rest, rng=0))) == rest
+
+
+def test_unknown_strategy_lists_valid_names():
+    with pytest.raises(InputError, match="Did you mean 'entropy'.*'wkmc'"):
+        get_strategy("entropi")
+
+
+def test_mc_strategies_refuse_learner_without_sampling(fitted):
+    _, X, labeled = fitted
+    y = np.arange(len(X)) % 3
+    logreg = LogisticRegression().fit(X[labeled], y[labeled])
+    with pytest.raises(InputError, match="sample_proba"):
+        get_strategy("qbc")(logreg, X, labeled=labeled, batch_size=3, rng=0)
+
+
+def test_uniform_row_has_highest_entropy():
+    proba = np.array([[0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [1, 0, 0]])
+    scores = entropy_scores(proba)
+    assert np.argmax(scores) == 1
+    assert scores[1] == pytest.approx(np.log(3))
+    assert scores[3] == pytest.approx(0, abs=1e-9)
+
+
+def test_margin_and_least_confidence_planted():
+    proba = np.array([[0.5, 0.5, 0.0], [0.8, 0.1, 0.1], [0.4, 0.3, 0.3]])
+    np.testing.assert_allclose(margin_scores(proba), [1.0, 0.3, 0.9])
+    np.testing.assert_allclose(least_confidence_scores(proba), [0.5, 0.2, 0.6])
+
+
+def test_bald_zero_when_draws_agree_and_high_when_they_disagree():
+    agree = np.tile(np.array([[0.7, 0.2, 0.1]]), (10, 4, 1))
+    np.testing.assert_allclose(bald_scores(agree), 0, atol=1e-9)
+    disagree = np.zeros((10, 1, 2))
+    disagree[::2, 0, 0] = 1
+    disagree[1::2, 0, 1] = 1
+    assert bald_scores(disagree)[0] == pytest.approx(np.log(2), rel=1e-6)
+
+
+def test_top_k_picks_highest_and_breaks_ties_by_rng():
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.2])
+    assert set(top_k(scores, 2, np.random.default_rng(0))) == {1, 3}
+    tied = np.ones(100)
+    a = top_k(tied, 5, np.random.default_rng(1))
+    b = top_k(tied, 5, np.random.default_rng(2))
+    assert not np.array_equal(a, b)
+
+
+def test_kmeans_picks_cover_well_separated_blobs():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 50, size=(7, 5))
+    blob = np.repeat(np.arange(7), [200, 10, 50, 30, 120, 15, 75])
+    points = centers[blob] + rng.normal(size=(len(blob), 5))
+    picks = kmeans_one_per_cluster(points, 7, rng)
+    assert len(np.unique(picks)) == 7
+    assert sorted(blob[picks]) == list(range(7))
+
+
+def test_diversity_uses_embedding(fitted):
+    learner, X, labeled = fitted
+    # an embedding in which the unlabeled cells form two far-apart groups
+    embedding = np.zeros((len(X), 2))
+    embedding[::2, 0] = 100.0
+    picks = get_strategy("diversity")(
+        learner, X, labeled=labeled, batch_size=2, rng=0, embedding=embedding
+    )
+    assert {p % 2 for p in picks} == {0, 1}
+
+
+def test_wkmc_picks_among_most_uncertain(fitted):
+    learner, X, labeled = fitted
+    candidates = np.flatnonzero(~labeled)
+    entropy = entropy_scores(learner.predict_proba(X[candidates]))
+    shortlist = set(candidates[np.argsort(-entropy)[: 5 * 4]])
+    picks = get_strategy("wkmc")(learner, X, labeled=labeled, batch_size=4, rng=0)
+    assert set(picks) <= shortlist
