@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/scactive simulate pbmc68k_reduced --out $(OUT)
+	$(BIN)/scactive simulate pbmc68k_reduced --min-genes 0 --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2

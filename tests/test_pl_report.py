@@ -230,7 +230,7 @@ def test_labels_curve_draws_into_given_axes(tables):
 
 
 def test_plot_errors_name_the_argument(tables):
-    with pytest.raises(InputError, match="model='mlp3'.*Did you mean 'mlp2'"):
+    with pytest.raises(InputError, match="Unknown model 'mlp3'.*Did you mean 'mlp2'"):
         pl.learning_curves(tables["results"], model="mlp3")
     with pytest.raises(InputError, match="batch_size=7"):
         pl.learning_curves(tables["results"], model="mlp2", batch_size=7)

@@ -14,14 +14,12 @@ class InputError(ValueError):
     """Bad input from the user: a file, an argument or the content of the data."""
 
 
-def unknown_name(
-    kind: str, name: str, valid: Iterable[str], *, arg: str | None = None
-) -> InputError:
+def unknown_name(kind: str, name: str, valid: Iterable[str], *, plural: str = "") -> InputError:
     """Build the error for a name that is not one of ``valid``, with a close match if any."""
     valid = sorted(valid)
     hint = difflib.get_close_matches(name, valid, n=1)
     did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
-    arg_part = f"{arg}={name!r}" if arg else repr(name)
     return InputError(
-        f"Unknown {kind} {arg_part}.{did_you_mean} Valid {kind}s: {', '.join(map(repr, valid))}."
+        f"Unknown {kind} {name!r}.{did_you_mean} Valid {plural or kind + 's'}: "
+        f"{', '.join(map(repr, valid))}."
     )

@@ -194,6 +194,7 @@ def simulate(
     with warnings.catch_warnings():  # ceiling rows have no batch size
         warnings.simplefilter("ignore", FutureWarning)
         table = pd.concat(results, ignore_index=True)
+    table["batch_size"] = table["batch_size"].astype("Int64")
     if run_dir is not None:
         split = pd.concat([sd.roles() for sd in seeds_data.values()], ignore_index=True)
         run_dir.write_table("split.csv", split)

@@ -37,10 +37,10 @@ class GridOptions:
     def __post_init__(self) -> None:
         for model in self.models:
             if model not in PRESETS:
-                raise unknown_name("model", model, PRESETS, arg="models")
+                raise unknown_name("model", model, PRESETS)
         for strategy in self.strategies:
             if strategy not in STRATEGIES:
-                raise unknown_name("strategy", strategy, STRATEGIES, arg="strategies")
+                raise unknown_name("strategy", strategy, STRATEGIES, plural="strategies")
         for name, values in (
             ("models", self.models),
             ("strategies", self.strategies),

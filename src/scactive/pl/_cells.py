@@ -142,7 +142,7 @@ def _grid_keys(
         strategies = present
     for s in strategies:
         if s not in present:
-            raise unknown_name("strategy", s, present, arg="strategies")
+            raise unknown_name("strategy", s, present, plural="strategies")
     sizes = batch_sizes_of(picks)
     if batch_sizes is None:
         batch_sizes = sizes

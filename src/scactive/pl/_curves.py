@@ -54,7 +54,7 @@ def _prepare(
     else:
         for s in strategies:
             if s not in present:
-                raise unknown_name("strategy", s, present, arg="strategies")
+                raise unknown_name("strategy", s, present, plural="strategies")
         strategies = list(strategies)
     if palette is None:
         palette = strategy_palette(active_rows(results)["strategy"].dropna().unique())

@@ -153,7 +153,7 @@ def pick_model(df: pd.DataFrame, model: str | None, *, arg: str = "results") -> 
     if model is None:
         return models[0]
     if model not in models:
-        raise unknown_name("model", model, models, arg="model")
+        raise unknown_name("model", model, models)
     return model
 
 

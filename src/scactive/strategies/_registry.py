@@ -34,7 +34,7 @@ PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")
 def get_strategy(name: str, **params) -> Strategy:
     """The strategy registered as ``name``, built with ``params`` (e.g. ``use_pca=False``)."""
     if name not in STRATEGIES:
-        raise unknown_name("strategy", name, STRATEGIES)
+        raise unknown_name("strategy", name, STRATEGIES, plural="strategies")
     return STRATEGIES[name](**params)
 
 

@@ -1,0 +1,5 @@
+"""``python -m scactive``: the command line."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,131 @@
+"""``scactive.simulate``: outputs, reproducibility, resume, and refusing another run's folder."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from scactive import InputError, simulate
+
+from conftest import make_counts
+
+FAST = dict(
+    strategies=["random", "entropy"], batch_sizes=[6], seeds=1, n_rounds=2, min_genes=0,
+    n_top_genes=100, n_pcs=10, initial=12, progress=False,
+)
+
+
+@pytest.fixture(scope="module")
+def adata():
+    return make_counts(n_cells=150, n_genes=300)
+
+
+def test_results_table_has_every_round_and_metric(adata):
+    table = simulate(adata, label_key="cell_type", report=False, **FAST)
+    runs = table[table.strategy != "ceiling"]
+    assert list(runs.groupby("strategy")["round"].apply(list)) == [[0, 1, 2]] * 2
+    assert list(runs["n_labeled"].iloc[:3]) == [12, 18, 24]
+    expected = {"model", "strategy", "batch_size", "seed", "round", "n_labeled", "frac_labeled",
+                "accuracy", "macro_f1", "weighted_f1", "loss", "train_seconds",
+                "query_seconds", "pool_exhausted", "recall:type0", "recall:type1",
+                "recall:type2"}
+    assert expected <= set(table.columns)
+    ceiling = table[table.strategy == "ceiling"]
+    assert len(ceiling) == 1 and ceiling["frac_labeled"].iloc[0] == 1.0
+    assert str(table["batch_size"].dtype) == "Int64" and ceiling["batch_size"].isna().all()
+    assert ceiling["macro_f1"].iloc[0] > 0.9  # planted, well-separated types
+    # every strategy starts from the same round-0 model
+    assert runs[runs["round"] == 0]["loss"].nunique() == 1
+
+
+def test_same_seed_same_numbers(adata):
+    a = simulate(adata, label_key="cell_type", report=False, ceiling=False, **FAST)
+    b = simulate(adata, label_key="cell_type", report=False, ceiling=False, **FAST)
+    metrics = ["accuracy", "macro_f1", "loss", "n_labeled"]
+    pd.testing.assert_frame_equal(a[metrics], b[metrics])
+
+
+def test_input_is_not_modified(adata):
+    before = adata.copy()
+    simulate(adata, label_key="cell_type", report=False, ceiling=False, **FAST)
+    assert (adata.X != before.X).nnz == 0
+    assert list(adata.obs.columns) == list(before.obs.columns)
+
+
+def test_writes_outputs_and_resumes_to_the_same_tables(adata, tmp_path):
+    out = tmp_path / "run"
+    simulate(adata, label_key="cell_type", out=out, **FAST)
+    for name in ("results.csv", "picks.csv", "split.csv", "config.json", "report.html"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["strategies"] == ["random", "entropy"] and len(config["input_sha256"]) == 64
+    assert "torch" in config["versions"]
+    picks = pd.read_csv(out / "picks.csv")
+    assert len(picks) == 2 * 2 * 6 and {"cell", "label", "round", "pc1"} <= set(picks.columns)
+    split = pd.read_csv(out / "split.csv")
+    assert split["role"].value_counts().to_dict() == {"pool": 108, "validation": 30,
+                                                       "initial": 12}
+    first = _tables(out)
+
+    # an interrupted run: one finished cell and the final tables are gone
+    (out / "results.csv").unlink()
+    (out / "picks.csv").unlink()
+    finished = sorted((out / "cells").glob("*entropy*.results.csv"))
+    finished[0].unlink()
+    simulate(adata, label_key="cell_type", out=out, **FAST)
+    for name, table in _tables(out).items():  # the same, except for the seconds measured
+        pd.testing.assert_frame_equal(table, first[name])
+
+
+def _tables(out):
+    tables = {n: pd.read_csv(out / n) for n in ("results.csv", "picks.csv", "split.csv")}
+    tables["results.csv"] = tables["results.csv"].drop(columns=["train_seconds",
+                                                                "query_seconds"])
+    return tables
+
+
+def test_refuses_a_folder_holding_another_run(adata, tmp_path):
+    out = tmp_path / "run"
+    simulate(adata, label_key="cell_type", out=out, report=False, **FAST)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match="different run"):
+        simulate(adata, label_key="cell_type", out=out, report=False, **{**FAST, "n_rounds": 3})
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        simulate(adata, label_key="cell_type", out=other, **FAST)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+
+
+def test_pool_runs_out_and_rare_class_left_out(tmp_path):
+    adata = make_counts(n_cells=60, n_genes=200)
+    labels = adata.obs["cell_type"].astype(str).to_numpy()
+    labels[0] = "lonely"
+    labels[1:4] = "Unknown"
+    adata.obs["cell_type"] = labels
+    with pytest.warns(UserWarning, match="'lonely'"):
+        table = simulate(adata, label_key="cell_type", out=tmp_path / "r", report=False,
+                         **{**FAST, "batch_sizes": [20], "n_rounds": 5, "initial": 5})
+    runs = table[table.strategy == "random"]
+    assert runs["pool_exhausted"].iloc[-1] and len(runs) < 6
+    split = pd.read_csv(tmp_path / "r" / "split.csv")
+    reasons = split.loc[split.role == "left_out", "reason"].value_counts().to_dict()
+    assert reasons == {"missing or unknown label": 3, "class too small to split": 1}
+
+
+def test_stop_fraction_runs_until_the_pool_fraction(adata):
+    table = simulate(adata, label_key="cell_type", report=False, ceiling=False,
+                     **{**FAST, "stop_fraction": 0.4, "strategies": ["random"]})
+    assert table["frac_labeled"].iloc[-1] >= 0.4 > table["frac_labeled"].iloc[-2]
+
+
+def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
+    table = simulate(adata, label_key="cell_type", out=tmp_path / "r", report=False,
+                     **{**FAST, "models": ["logreg"], "strategies": ["random", "qbc"]})
+    assert set(table["strategy"]) == {"random", "ceiling"}
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert any("qbc" in s for s in config["skipped"])
