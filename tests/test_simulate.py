@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -129,3 +130,13 @@ def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
     assert set(table["strategy"]) == {"random", "ceiling"}
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert any("qbc" in s for s in config["skipped"])
+
+
+def test_worker_processes_give_the_same_picks(adata, tmp_path):
+    one = simulate(adata, label_key="cell_type", out=tmp_path / "a", report=False, **FAST)
+    two = simulate(adata, label_key="cell_type", out=tmp_path / "b", report=False, n_jobs=2,
+                   **FAST)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "picks.csv"),
+                                  pd.read_csv(tmp_path / "b" / "picks.csv"))
+    pd.testing.assert_series_equal(one["n_labeled"], two["n_labeled"])
+    np.testing.assert_allclose(one["macro_f1"], two["macro_f1"], atol=0.02)

@@ -80,6 +80,12 @@ def simulate(
     ceiling: Annotated[bool, typer.Option(help="Also train on the whole pool.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html and figures.")] = True,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", help="Grid cells run at once, one process each (e.g. the core count)."
+        ),
+    ] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
 ) -> None:
     """Run active learning with a simulated oracle on labeled data and write a report."""

@@ -1,0 +1,79 @@
+"""Running grid tasks, one after another or in worker processes.
+
+Each task depends only on its own parameters and its seed's split, so tasks can run in any
+order and on any worker and give the same numbers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import pandas as pd
+
+from ._data import DataOptions, PreparedData, SeedData
+from ._grid import GridCell, GridOptions, run_ceiling, run_cell
+
+#: A task is a grid cell or, for the ceiling, a (model, seed) pair.
+Task = GridCell | tuple[str, int]
+Result = tuple[pd.DataFrame, pd.DataFrame | None]
+
+
+def run_task(task: Task, seed_data: SeedData, options: GridOptions) -> Result:
+    """Run one grid cell, or train one model on the whole pool (the ceiling)."""
+    if isinstance(task, GridCell):
+        return run_cell(task, seed_data, options)
+    return run_ceiling(task[0], seed_data, options), None
+
+
+def task_seed(task: Task) -> int:
+    return task.seed if isinstance(task, GridCell) else task[1]
+
+
+def run_tasks(
+    tasks: list[tuple[str, Task]],
+    seeds_data: dict[int, SeedData],
+    options: GridOptions,
+    *,
+    n_jobs: int = 1,
+) -> Iterator[tuple[str, Result]]:
+    """Yield ``(key, result)`` for every task, as tasks finish.
+
+    With ``n_jobs > 1`` tasks run in that many worker processes, each with one torch thread
+    (small networks gain nothing from more threads, and threads of several processes
+    competing for the cores slow every one of them down).
+    """
+    if n_jobs <= 1 or len(tasks) <= 1:
+        for key, task in tasks:
+            yield key, run_task(task, seeds_data[task_seed(task)], options)
+        return
+    first = next(iter(seeds_data.values()))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=n_jobs,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(first.prepared, first.options, options),
+    ) as pool:
+        futures = {pool.submit(_work, task): key for key, task in tasks}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(prepared: PreparedData, data_options: DataOptions, options: GridOptions):
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(prepared=prepared, data_options=data_options, options=options, seeds={})
+
+
+def _work(task: Task) -> Result:
+    seeds = _WORKER["seeds"]
+    seed = task_seed(task)
+    if seed not in seeds:
+        seeds[seed] = SeedData(_WORKER["prepared"], seed, _WORKER["data_options"])
+    return run_task(task, seeds[seed], _WORKER["options"])
