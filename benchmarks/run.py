@@ -168,6 +168,12 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_parallel_backend": "OpenMP" if "OpenMP" in torch.__config__.parallel_info() else "",
+        "env": {
+            k: os.environ[k]
+            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+            if k in os.environ
+        },
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
         "scactive": scactive.__version__,
@@ -375,6 +381,8 @@ def run_grid(args: argparse.Namespace) -> dict:
         ]
         if args.grid_tracemalloc:
             cmd.append("--grid-tracemalloc")
+        if args.torch_threads is not None:
+            cmd += ["--torch-threads", str(args.torch_threads)]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         child_wall = time.perf_counter() - start
@@ -454,7 +462,8 @@ def markdown(result: dict) -> str:
         f"- machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
         f"{m['platform']}",
         f"- python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads, "
-        f"{m['torch_interop_threads']} inter-op), numpy {m['numpy']}, scikit-learn "
+        f"{m['torch_interop_threads']} inter-op{', env ' + str(m['env']) if m['env'] else ''}"
+        "), numpy {m['numpy']}, scikit-learn "
         f"{m['scikit-learn']}",
         f"- load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end "
         f"{result['load_average_at_end']}",
@@ -552,6 +561,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="also trace Python/numpy allocations during the grid (slows it down)",
     )
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch.set_num_threads(N) before measuring (default: leave torch's default)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the results")
     p.add_argument("--name", default=None, help="results file name (default from the size)")
     p.add_argument("--grid-child", action="store_true", help=argparse.SUPPRESS)
@@ -575,8 +590,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def set_threads(n: int | None) -> None:
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    set_threads(args.torch_threads)
     if args.grid_child:
         grid_child(args)
         return 0

@@ -133,6 +133,7 @@ def simulate(
                 ceiling=ceiling,
                 report=report,
                 progress=progress,
+                n_jobs=jobs,
                 source=str(data),
             )
     except InputError as err:
