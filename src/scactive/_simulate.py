@@ -162,7 +162,9 @@ def simulate(
         "input_sha256": prepared.checksum,
         **config_dict(data_options, grid_options),
     }
-    fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    # the input's checksum identifies the data, not the path it was read from
+    identity = {k: v for k, v in config.items() if k != "data"}
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     config.update(fingerprint=fingerprint, skipped=grid.skipped, versions=_versions())
     seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
     for seed_data in seeds_data.values():

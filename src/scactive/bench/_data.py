@@ -94,8 +94,12 @@ def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> Prepared
         }
     )
     if (~keep).any():
-        logger.info(
-            "left out %d cells: %s", (~keep).sum(), left_out["reason"].value_counts().to_dict()
+        counts = left_out["reason"].value_counts()
+        logger.warning(
+            "Left out %d of %d cells (listed in split.csv): %s",
+            (~keep).sum(),
+            len(keep),
+            "; ".join(f"{reason}: {n}" for reason, n in counts.items()),
         )
     data = data[keep].copy()
     normalize(data)
