@@ -1,9 +1,10 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 OUT    ?= runs/pbmc68k_reduced
+JOBS   ?= $(shell nproc 2>/dev/null || echo 1)
 
 .PHONY: run test lint bench clean
 
@@ -17,7 +18,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/scactive simulate pbmc68k_reduced --min-genes 0 --out $(OUT)
+	$(BIN)/scactive simulate pbmc68k_reduced --min-genes 0 --jobs $(JOBS) --out $(OUT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2

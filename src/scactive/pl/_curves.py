@@ -86,6 +86,17 @@ def _metric_ylim(ax: Axes, metric: str) -> None:
         ax.set_ylim(max(lo, -0.02), min(hi, 1.02))
 
 
+def _strategy_lines(ax, runs, metric, strategies, palette, spread) -> None:
+    """One mean line with its spread over seeds per strategy, against round."""
+    for strategy in strategies:
+        sub = runs[runs["strategy"] == strategy]
+        if not sub.empty:
+            agg = aggregate_over_seeds(sub, metric, by=("strategy",))
+            plot_mean_spread(
+                ax, agg, "round", color=palette[strategy], label=strategy, spread=spread
+            )
+
+
 def learning_curves(
     results: pd.DataFrame,
     model: str | None = None,
@@ -133,14 +144,7 @@ def learning_curves(
     fig = _target_figure(fig, 1, len(metrics))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        for strategy in strategies:
-            sub = runs[runs["strategy"] == strategy]
-            if sub.empty:
-                continue
-            agg = aggregate_over_seeds(sub, metric, by=("strategy",))
-            plot_mean_spread(
-                ax, agg, "round", color=palette[strategy], label=strategy, spread=spread
-            )
+        _strategy_lines(ax, runs, metric, strategies, palette, spread)
         draw_ceiling(ax, ceiling, metric, spread=spread)
         ax.set_xlabel("Round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -195,15 +199,9 @@ def metric_grid(
     for i, metric in enumerate(metrics):
         for j, size in enumerate(sizes):
             ax = axes[i, j]
-            sub_b = runs[runs["batch_size"] == size]
-            for strategy in strategies:
-                sub = sub_b[sub_b["strategy"] == strategy]
-                if sub.empty:
-                    continue
-                agg = aggregate_over_seeds(sub, metric, by=("strategy",))
-                plot_mean_spread(
-                    ax, agg, "round", color=palette[strategy], label=strategy, spread=spread
-                )
+            _strategy_lines(
+                ax, runs[runs["batch_size"] == size], metric, strategies, palette, spread
+            )
             draw_ceiling(ax, ceiling, metric, spread=spread)
             ax.grid(alpha=0.3)
             if i == 0:
