@@ -207,3 +207,13 @@ def test_feature_space_is_fitted_on_the_pool_only(counts_adata):
     features = space.transform(pool)
     np.testing.assert_allclose(features.mean(0), 0, atol=1e-4)
     assert space.embed(features).shape == (200, 5)
+
+
+def test_synthetic_dataset_is_labeled_counts():
+    from scactive import datasets
+
+    adata = datasets.synthetic(300, 2000, rng=1)
+    assert adata.shape == (300, 2000)
+    assert io.looks_like_counts(adata.X)
+    assert adata.obs["cell_type"].nunique() >= 5
+    assert "synthetic_paper_scale" in datasets.BUNDLED

@@ -230,5 +230,7 @@ class SeedData:
                 "pc2": pcs[:, 1],
             }
         )
+        if prepared.left_out.empty:
+            return kept
         out = prepared.left_out.assign(seed=self.seed, role="left_out", pc1=np.nan, pc2=np.nan)
         return pd.concat([kept, out[kept.columns]], ignore_index=True)

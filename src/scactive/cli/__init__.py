@@ -38,6 +38,9 @@ def setup_logging(verbose: bool) -> None:
         console.print(f"[yellow]Warning:[/] {message}")
 
     warnings.showwarning = show
+    # the libraries' notices to developers are not the user's business
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def fail(err: Exception) -> None:
