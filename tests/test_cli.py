@@ -7,14 +7,30 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import make_counts
 from typer.testing import CliRunner
 
+from conftest import make_counts
 from scactive.cli import app
 
-FAST = ["--strategies", "random,entropy", "--batch-sizes", "6", "--seeds", "1", "--rounds",
-        "1", "--initial", "12", "--min-genes", "0", "--n-top-genes", "100", "--n-pcs", "10",
-        "--no-progress"]
+FAST = [
+    "--strategies",
+    "random,entropy",
+    "--batch-sizes",
+    "6",
+    "--seeds",
+    "1",
+    "--rounds",
+    "1",
+    "--initial",
+    "12",
+    "--min-genes",
+    "0",
+    "--n-top-genes",
+    "100",
+    "--n-pcs",
+    "10",
+    "--no-progress",
+]
 
 
 def invoke(*args):
@@ -32,8 +48,9 @@ def test_simulate_writes_results_and_report(data_file, tmp_path):
     out = tmp_path / "run"
     result = invoke(data_file, "--label-key", "cell_type", "--out", out, *FAST)
     assert result.exit_code == 0, result.output
-    assert {"results.csv", "picks.csv", "split.csv", "config.json", "report.html",
-            "figures"} <= {p.name for p in out.iterdir()}
+    assert {"results.csv", "picks.csv", "split.csv", "config.json", "report.html", "figures"} <= {
+        p.name for p in out.iterdir()
+    }
     again = invoke(data_file, "--label-key", "cell_type", "--out", out, *FAST)
     assert again.exit_code == 0  # the same command resumes (nothing left to run)
 
@@ -59,20 +76,23 @@ def _bad_data(tmp_path, problem):
     return path
 
 
-@pytest.mark.parametrize("problem, extra, message", [
-    ("nan", [], "NaN or infinite"),
-    ("inf", [], "NaN or infinite"),
-    ("negative", [], "negative values"),
-    ("one_class", [], "at least two"),
-    ("duplicates", [], "more than once"),
-    ("empty", [], "empty"),
-    ("ok", ["--label-key", "celltype"], "not in adata.obs; available"),
-    ("ok", ["--batch-sizes", "500"], "larger than"),
-    ("ok", ["--strategies", "random,uncertainty"], "Unknown strategy 'uncertainty'"),
-    ("ok", ["--models", "mlp9"], "Unknown model 'mlp9'"),
-    ("ok", ["--batch-sizes", "9,x"], "comma-separated"),
-    ("ok", ["--initial", "1000"], "initial="),
-])
+@pytest.mark.parametrize(
+    "problem, extra, message",
+    [
+        ("nan", [], "NaN or infinite"),
+        ("inf", [], "NaN or infinite"),
+        ("negative", [], "negative values"),
+        ("one_class", [], "at least two"),
+        ("duplicates", [], "more than once"),
+        ("empty", [], "empty"),
+        ("ok", ["--label-key", "celltype"], "not in adata.obs; available"),
+        ("ok", ["--batch-sizes", "500"], "larger than"),
+        ("ok", ["--strategies", "random,uncertainty"], "Unknown strategy 'uncertainty'"),
+        ("ok", ["--models", "mlp9"], "Unknown model 'mlp9'"),
+        ("ok", ["--batch-sizes", "9,x"], "comma-separated"),
+        ("ok", ["--initial", "1000"], "initial="),
+    ],
+)
 def test_bad_input_exits_2_without_output(tmp_path, data_file, problem, extra, message):
     path = data_file if problem == "ok" else _bad_data(tmp_path, problem)
     out = tmp_path / "out"
@@ -97,8 +117,10 @@ def test_missing_and_truncated_files(tmp_path, data_file):
 
 def test_folder_of_another_run_is_left_alone(tmp_path, data_file):
     out = tmp_path / "run"
-    assert invoke(data_file, "--label-key", "cell_type", "--out", out, *FAST,
-                  "--no-report").exit_code == 0
+    assert (
+        invoke(data_file, "--label-key", "cell_type", "--out", out, *FAST, "--no-report").exit_code
+        == 0
+    )
     before = sorted(p.name for p in out.rglob("*"))
     result = invoke(data_file, "--label-key", "cell_type", "--out", out, *FAST, "--rounds", "2")
     assert result.exit_code == 2 and "different run" in " ".join(result.output.split())
@@ -107,8 +129,18 @@ def test_folder_of_another_run_is_left_alone(tmp_path, data_file):
 
 def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "scactive", "simulate", str(tmp_path / "none.h5ad"),
-         "--label-key", "x"], capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "scactive",
+            "simulate",
+            str(tmp_path / "none.h5ad"),
+            "--label-key",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr

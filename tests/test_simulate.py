@@ -8,13 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import make_counts
 from scactive import InputError, simulate
 
-from conftest import make_counts
-
 FAST = dict(
-    strategies=["random", "entropy"], batch_sizes=[6], seeds=1, n_rounds=2, min_genes=0,
-    n_top_genes=100, n_pcs=10, initial=12, progress=False,
+    strategies=["random", "entropy"],
+    batch_sizes=[6],
+    seeds=1,
+    n_rounds=2,
+    min_genes=0,
+    n_top_genes=100,
+    n_pcs=10,
+    initial=12,
+    progress=False,
 )
 
 
@@ -28,10 +34,25 @@ def test_results_table_has_every_round_and_metric(adata):
     runs = table[table.strategy != "ceiling"]
     assert list(runs.groupby("strategy")["round"].apply(list)) == [[0, 1, 2]] * 2
     assert list(runs["n_labeled"].iloc[:3]) == [12, 18, 24]
-    expected = {"model", "strategy", "batch_size", "seed", "round", "n_labeled", "frac_labeled",
-                "accuracy", "macro_f1", "weighted_f1", "loss", "train_seconds",
-                "query_seconds", "pool_exhausted", "recall:type0", "recall:type1",
-                "recall:type2"}
+    expected = {
+        "model",
+        "strategy",
+        "batch_size",
+        "seed",
+        "round",
+        "n_labeled",
+        "frac_labeled",
+        "accuracy",
+        "macro_f1",
+        "weighted_f1",
+        "loss",
+        "train_seconds",
+        "query_seconds",
+        "pool_exhausted",
+        "recall:type0",
+        "recall:type1",
+        "recall:type2",
+    }
     assert expected <= set(table.columns)
     ceiling = table[table.strategy == "ceiling"]
     assert len(ceiling) == 1 and ceiling["frac_labeled"].iloc[0] == 1.0
@@ -66,8 +87,7 @@ def test_writes_outputs_and_resumes_to_the_same_tables(adata, tmp_path):
     picks = pd.read_csv(out / "picks.csv")
     assert len(picks) == 2 * 2 * 6 and {"cell", "label", "round", "pc1"} <= set(picks.columns)
     split = pd.read_csv(out / "split.csv")
-    assert split["role"].value_counts().to_dict() == {"pool": 108, "validation": 30,
-                                                       "initial": 12}
+    assert split["role"].value_counts().to_dict() == {"pool": 108, "validation": 30, "initial": 12}
     first = _tables(out)
 
     # an interrupted run: one finished cell and the final tables are gone
@@ -82,8 +102,7 @@ def test_writes_outputs_and_resumes_to_the_same_tables(adata, tmp_path):
 
 def _tables(out):
     tables = {n: pd.read_csv(out / n) for n in ("results.csv", "picks.csv", "split.csv")}
-    tables["results.csv"] = tables["results.csv"].drop(columns=["train_seconds",
-                                                                "query_seconds"])
+    tables["results.csv"] = tables["results.csv"].drop(columns=["train_seconds", "query_seconds"])
     return tables
 
 
@@ -109,8 +128,13 @@ def test_pool_runs_out_and_rare_class_left_out(tmp_path):
     labels[1:4] = "Unknown"
     adata.obs["cell_type"] = labels
     with pytest.warns(UserWarning, match="'lonely'"):
-        table = simulate(adata, label_key="cell_type", out=tmp_path / "r", report=False,
-                         **{**FAST, "batch_sizes": [20], "n_rounds": 5, "initial": 5})
+        table = simulate(
+            adata,
+            label_key="cell_type",
+            out=tmp_path / "r",
+            report=False,
+            **{**FAST, "batch_sizes": [20], "n_rounds": 5, "initial": 5},
+        )
     runs = table[table.strategy == "random"]
     assert runs["pool_exhausted"].iloc[-1] and len(runs) < 6
     split = pd.read_csv(tmp_path / "r" / "split.csv")
@@ -119,14 +143,24 @@ def test_pool_runs_out_and_rare_class_left_out(tmp_path):
 
 
 def test_stop_fraction_runs_until_the_pool_fraction(adata):
-    table = simulate(adata, label_key="cell_type", report=False, ceiling=False,
-                     **{**FAST, "stop_fraction": 0.4, "strategies": ["random"]})
+    table = simulate(
+        adata,
+        label_key="cell_type",
+        report=False,
+        ceiling=False,
+        **{**FAST, "stop_fraction": 0.4, "strategies": ["random"]},
+    )
     assert table["frac_labeled"].iloc[-1] >= 0.4 > table["frac_labeled"].iloc[-2]
 
 
 def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
-    table = simulate(adata, label_key="cell_type", out=tmp_path / "r", report=False,
-                     **{**FAST, "models": ["logreg"], "strategies": ["random", "qbc"]})
+    table = simulate(
+        adata,
+        label_key="cell_type",
+        out=tmp_path / "r",
+        report=False,
+        **{**FAST, "models": ["logreg"], "strategies": ["random", "qbc"]},
+    )
     assert set(table["strategy"]) == {"random", "ceiling"}
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert any("qbc" in s for s in config["skipped"])
@@ -134,9 +168,9 @@ def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
 
 def test_worker_processes_give_the_same_picks(adata, tmp_path):
     one = simulate(adata, label_key="cell_type", out=tmp_path / "a", report=False, **FAST)
-    two = simulate(adata, label_key="cell_type", out=tmp_path / "b", report=False, n_jobs=2,
-                   **FAST)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "a" / "picks.csv"),
-                                  pd.read_csv(tmp_path / "b" / "picks.csv"))
+    two = simulate(adata, label_key="cell_type", out=tmp_path / "b", report=False, n_jobs=2, **FAST)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "a" / "picks.csv"), pd.read_csv(tmp_path / "b" / "picks.csv")
+    )
     pd.testing.assert_series_equal(one["n_labeled"], two["n_labeled"])
     np.testing.assert_allclose(one["macro_f1"], two["macro_f1"], atol=0.02)
