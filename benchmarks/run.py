@@ -171,7 +171,13 @@ def machine_info() -> dict:
         "torch_parallel_backend": "OpenMP" if "OpenMP" in torch.__config__.parallel_info() else "",
         "env": {
             k: os.environ[k]
-            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY")
+            for k in (
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "OMP_WAIT_POLICY",
+                "NUMBA_NUM_THREADS",
+                "NUMBA_THREADING_LAYER",
+            )
             if k in os.environ
         },
         "numpy": np.__version__,
@@ -340,6 +346,7 @@ def grid_child(args: argparse.Namespace) -> None:
             report=False,
             progress=False,
             out=None,
+            **({"n_jobs": args.grid_jobs} if args.grid_jobs != 1 else {}),
         )
         wall = time.perf_counter() - start
     if tracemalloc_on:
@@ -361,7 +368,7 @@ def run_grid(args: argparse.Namespace) -> dict:
     print(
         f"\n## paper grid: {len(GRID_STRATEGIES)} strategies x batch sizes "
         f"{list(GRID_BATCH_SIZES)} x {args.grid_rounds} rounds, 1 seed ({n_cells} runs), "
-        "in a child process",
+        f"n_jobs={args.grid_jobs}, in a child process",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -383,6 +390,8 @@ def run_grid(args: argparse.Namespace) -> dict:
             cmd.append("--grid-tracemalloc")
         if args.torch_threads is not None:
             cmd += ["--torch-threads", str(args.torch_threads)]
+        if args.grid_jobs != 1:
+            cmd += ["--grid-jobs", str(args.grid_jobs)]
         start = time.perf_counter()
         subprocess.run(cmd, check=True)
         child_wall = time.perf_counter() - start
@@ -463,7 +472,7 @@ def markdown(result: dict) -> str:
         f"{m['platform']}",
         f"- python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads, "
         f"{m['torch_interop_threads']} inter-op{', env ' + str(m['env']) if m['env'] else ''}"
-        "), numpy {m['numpy']}, scikit-learn "
+        f"), numpy {m['numpy']}, scikit-learn "
         f"{m['scikit-learn']}",
         f"- load average (1, 5, 15 min) at start {m['load_average_at_start']}, at end "
         f"{result['load_average_at_end']}",
@@ -513,7 +522,7 @@ def markdown(result: dict) -> str:
     if grid:
         out += [
             f"## Paper grid ({len(GRID_STRATEGIES)} strategies x {list(GRID_BATCH_SIZES)} x "
-            f"{result['grid_rounds']} rounds, 1 seed)",
+            f"{result['grid_rounds']} rounds, 1 seed, n_jobs={result['grid_jobs']})",
             "",
             f"- `scactive.simulate` wall time: **{grid['simulate_wall_seconds']:.1f} s** "
             f"(train {grid['sum_train_seconds']:.1f} s, query {grid['sum_query_seconds']:.1f} s, "
@@ -566,6 +575,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=None,
         help="torch.set_num_threads(N) before measuring (default: leave torch's default)",
+    )
+    p.add_argument(
+        "--grid-jobs",
+        type=int,
+        default=1,
+        help="n_jobs of scactive.simulate for the grid (default 1, the library's default)",
     )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the results")
     p.add_argument("--name", default=None, help="results file name (default from the size)")
@@ -640,6 +655,7 @@ def main(argv=None) -> int:
         "round_batch_size": args.batch_size,
         "round_rounds": args.rounds,
         "grid_rounds": args.grid_rounds,
+        "grid_jobs": args.grid_jobs,
         "targets": {"round_seconds": TARGET_ROUND, "qbc_round_seconds": TARGET_QBC},
         "rounds": rows,
         "rounds_summary": summary.to_dict("records"),
