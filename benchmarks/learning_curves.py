@@ -2,7 +2,7 @@
 
 Runs (or resumes) ``scactive simulate`` on pbmc3k and the Kang PBMC reference: a 20-cell start,
 batch 9, 20 rounds (to 200 labels), 5 seeds, every strategy, the default learner ``mlp2`` and
-``logreg``. Then draws macro-F1 against labeled cells (mean and min-max over seeds) into
+``logreg``. Then draws macro-F1 against labeled cells (mean and ± one standard deviation over seeds) into
 ``docs/figures/learning_curves.png`` and prints a markdown table of macro-F1 at 50, 100 and 200
 labels (the nearest round at or below) and the labels needed to reach 95% of the whole-pool
 logistic regression.
@@ -87,14 +87,19 @@ def main() -> None:
     strategies = STRATEGIES.split(",")
     palette = strategy_palette(strategies)
     fig = Figure(figsize=(13, 8.5), layout="constrained")
-    axes = fig.subplots(len(tables), len(MODELS), sharey="row", squeeze=False)
+    axes = fig.subplots(len(tables), len(MODELS), squeeze=False)
     for row, (name, table) in enumerate(tables.items()):
         for col, model in enumerate(MODELS):
             ax = axes[row, col]
-            labels_curve(table, model=model, strategies=strategies, palette=palette, ax=ax)
+            present = set(table.loc[table.model == model, "strategy"])
+            ran = [s for s in strategies if s in present]  # logreg has no MC dropout
+            labels_curve(table, model=model, strategies=ran, palette=palette, ax=ax, spread="std")
             ax.set_title(f"{name}: {model}")
-            if (row, col) != (0, len(MODELS) - 1) and ax.get_legend() is not None:
+            ax.set_ylim(0, 1)
+            if ax.get_legend() is not None:
                 ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", title="strategy")
     args.figure.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=110)
 
