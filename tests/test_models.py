@@ -138,3 +138,12 @@ def test_save_and_load_round_trip(tmp_path):
     (tmp_path / "bad.joblib").write_text("not a model")
     with pytest.raises(InputError, match="not a scactive model"):
         load_model(tmp_path / "bad.joblib")
+
+
+def test_schedule_floor_for_small_sets_and_larger_batches_for_large_ones():
+    model = MLPClassifier(epochs=20, batch_size=64, min_steps=300, max_steps=600)
+    assert model._schedule(20) == (20, 300)  # the floor: 300 full-batch steps
+    assert model._schedule(1860) == (64, 600)  # 20 epochs of 64-cell batches
+    batch, steps = model._schedule(22_000)  # 20 epochs in about 600 larger steps
+    assert batch == 734 and 590 <= steps <= 600
+    assert MLPClassifier(max_steps=None)._schedule(22_000) == (64, 20 * 344)

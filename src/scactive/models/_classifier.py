@@ -29,9 +29,11 @@ def torch_seed(rng: np.random.Generator | int | None) -> int:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """The paper's MLP with the scikit-learn API.
 
-    Training runs ``max(epochs * ceil(n / batch_size), min_steps)`` mini-batch steps, capped at
-    ``max_steps``: a fixed number of epochs gives only a few dozen steps on a small labeled set,
-    too few to fit; the floor of steps makes the learner strong from 20 labels on.
+    Training runs ``max(epochs * ceil(n / batch_size), min_steps)`` mini-batch steps: a fixed
+    number of epochs gives only a few dozen steps on a small labeled set, too few to fit; the
+    floor of steps makes the learner strong from 20 labels on. When that exceeds ``max_steps``
+    (large labeled sets), the mini-batches grow instead so that the epochs stay the same and the
+    steps stay near ``max_steps``: rounds stay fast at 30,000 labeled cells.
 
     Parameters
     ----------
@@ -53,7 +55,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     batch_size
         Cells per mini-batch.
     min_steps, max_steps
-        Floor and ceiling on the number of optimiser steps (``None``: no ceiling).
+        Floor on the number of optimiser steps, and the number above which mini-batches grow
+        instead (``None``: never).
     class_weight
         ``None`` or ``"balanced"`` (weights inverse to class frequency in the labeled set).
     warm_start
@@ -150,11 +153,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
         n = len(y_index)
-        batch = min(self.batch_size, n)
-        steps_per_epoch = math.ceil(n / batch)
-        n_steps = max(self.epochs * steps_per_epoch, self.min_steps)
-        if self.max_steps is not None:
-            n_steps = min(n_steps, self.max_steps)
+        batch, n_steps = self._schedule(n)
         with torch.no_grad():  # the frozen projection, once, not at every step
             X_t = net.project(torch.from_numpy(X))
         y_t = torch.from_numpy(y_index.astype(np.int64))
@@ -174,6 +173,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         net.eval()
         self.n_steps_ = n_steps
         return self
+
+    def _schedule(self, n: int) -> tuple[int, int]:
+        """Mini-batch size and number of optimiser steps for ``n`` labeled cells."""
+        batch = min(self.batch_size, n)
+        n_steps = max(self.epochs * math.ceil(n / batch), self.min_steps)
+        if self.max_steps is not None and n_steps > self.max_steps:
+            # keep the epochs, take larger mini-batches: each step costs little more
+            batch = min(n, math.ceil(n * self.epochs / self.max_steps))
+            n_steps = max(self.epochs * math.ceil(n / batch), self.min_steps)
+        return batch, n_steps
 
     # -- prediction -----------------------------------------------------------------------
     @torch.no_grad()

@@ -27,7 +27,9 @@ class Preset:
     description: str = ""
 
 
-_OURS = dict(optimizer="adam", weight_decay=1e-4, min_steps=300, class_weight="balanced")
+_OURS = dict(
+    optimizer="adam", weight_decay=1e-4, min_steps=300, max_steps=600, class_weight="balanced"
+)
 # The paper's settings: mini-batch SGD, 20 epochs, no floor on steps, no regularisation.
 _PAPER = dict(optimizer="sgd", weight_decay=0.0, min_steps=0, class_weight=None, epochs=20)
 _SHAPES = {
