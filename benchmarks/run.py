@@ -562,6 +562,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--grid-rounds", type=int, default=None, help="rounds of the paper grid (default 10)"
     )
+    p.add_argument(
+        "--strategies",
+        default=",".join(ROUND_STRATEGIES),
+        help="comma-separated strategies of the round timing (default: all seven)",
+    )
     p.add_argument("--batch-size", type=int, default=81, help="batch size of the round timing")
     p.add_argument("--no-grid", action="store_true", help="skip the paper grid")
     p.add_argument("--no-continue", action="store_true", help="skip the retrain='continue' runs")
@@ -600,6 +605,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("cells", "genes"):
         if getattr(args, name) < 100:
             p.error(f"--{name}={getattr(args, name)}; expected at least 100.")
+    args.strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     if args.rounds < 1 or args.grid_rounds < 1 or args.batch_size < 1:
         p.error("--rounds, --grid-rounds and --batch-size must be >= 1.")
     return args
@@ -631,7 +637,7 @@ def main(argv=None) -> int:
     data, seed_data = prepare_data(args.cells, args.genes)
     rows = time_rounds(
         seed_data,
-        strategies=ROUND_STRATEGIES,
+        strategies=args.strategies,
         batch_size=args.batch_size,
         n_rounds=args.rounds,
         retrain="scratch",
@@ -639,7 +645,7 @@ def main(argv=None) -> int:
     if not args.no_continue:
         rows += time_rounds(
             seed_data,
-            strategies=ROUND_STRATEGIES,
+            strategies=args.strategies,
             batch_size=args.batch_size,
             n_rounds=args.rounds,
             retrain="continue",
