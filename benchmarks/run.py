@@ -67,12 +67,39 @@ def rss_bytes() -> int:
 
 
 def max_rss_bytes() -> int:
-    """Peak RSS of this process so far (``ru_maxrss`` is in KiB on Linux)."""
+    """Peak RSS so far by ``ru_maxrss`` (KiB on Linux).
+
+    On Linux a process started by fork + exec inherits the parent's peak at the fork in
+    ``ru_maxrss``; :func:`hwm_bytes` (``VmHWM``) belongs to the process image alone.
+    """
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def hwm_bytes() -> int | None:
+    """Peak RSS of this process image (``VmHWM`` in /proc/self/status), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_hwm() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False when not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class PeakRSS:
-    """Samples the RSS in a background thread; ``ru_maxrss`` cannot be reset per step."""
+    """Peak RSS over a block: ``VmHWM`` reset at the start when the kernel allows it, else
+    (and also) the RSS sampled by a background thread every ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
@@ -86,6 +113,7 @@ class PeakRSS:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakRSS:
+        self.exact = reset_hwm()
         self.start = rss_bytes()
         self.peak = self.start
         self._thread.start()
@@ -95,7 +123,10 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.end = rss_bytes()
-        self.peak = max(self.peak, self.end)
+        self.sampled_peak = max(self.peak, self.end)
+        hwm = hwm_bytes() if self.exact else None
+        self.peak = max(self.sampled_peak, hwm or 0)
+        self.method = "VmHWM" if hwm is not None else "sampled"
 
 
 @contextmanager
@@ -117,6 +148,7 @@ def measure(record: dict, name: str, *, trace: bool = True):
         "rss_peak_mb": rss.peak / MB,
         "rss_end_mb": rss.end / MB,
         "rss_peak_increase_mb": (rss.peak - rss.start) / MB,
+        "rss_peak_method": rss.method,
         "tracemalloc_peak_mb": None if traced is None else traced / MB,
     }
     print(
@@ -326,7 +358,8 @@ def grid_child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     adata = generate(args.cells, args.genes)
     record["generate_seconds"] = time.perf_counter() - start
-    record["max_rss_mb_after_generate"] = max_rss_bytes() / MB
+    record["peak_rss_generate_mb"] = (hwm_bytes() or 0) / MB
+    record["ru_maxrss_after_generate_mb"] = max_rss_bytes() / MB
     gc.collect()
     tracemalloc_on = args.grid_tracemalloc
     if tracemalloc_on:
@@ -355,8 +388,11 @@ def grid_child(args: argparse.Namespace) -> None:
     record.update(
         simulate_wall_seconds=wall,
         rss_before_simulate_mb=rss.start / MB,
-        rss_peak_during_simulate_mb=rss.peak / MB,
-        max_rss_mb=max_rss_bytes() / MB,
+        peak_rss_simulate_mb=rss.peak / MB,
+        peak_rss_simulate_method=rss.method,
+        sampled_peak_rss_simulate_mb=rss.sampled_peak / MB,
+        peak_rss_process_mb=(hwm_bytes() or 0) / MB if not rss.exact else None,
+        ru_maxrss_mb=max_rss_bytes() / MB,
         load_average_at_end=load(),
         results=table.to_dict("records"),
     )
@@ -425,11 +461,13 @@ def run_grid(args: argparse.Namespace) -> dict:
     )
     per_cell = per_cell.merge(last.reset_index(), on=["strategy", "batch_size"], how="left")
     record["per_cell"] = per_cell.to_dict("records")
+    record["peak_rss_mb"] = max(record["peak_rss_generate_mb"], record["peak_rss_simulate_mb"])
     record["rows"] = table.drop(columns=["total_seconds"]).to_dict("records")
     print(
         f"  simulate wall {record['simulate_wall_seconds']:.1f} s (train "
         f"{record['sum_train_seconds']:.1f} s, query {record['sum_query_seconds']:.1f} s, other "
-        f"{record['other_seconds']:.1f} s); peak RSS {record['max_rss_mb']:.0f} MB",
+        f"{record['other_seconds']:.1f} s); peak RSS during simulate "
+        f"{record['peak_rss_simulate_mb']:.0f} MB",
         flush=True,
     )
     return record
@@ -496,7 +534,15 @@ def markdown(result: dict) -> str:
             for name, s in d["steps"].items()
         ]
     )
-    out += [_table(steps, ".1f"), ""]
+    method = {s.get("rss_peak_method") for s in d["steps"].values()} - {None}
+    out += [
+        _table(steps, ".1f"),
+        "",
+        f"Peak RSS per step: {' / '.join(sorted(method))} (of the whole process, so it includes "
+        "what earlier steps still hold; 'RSS increase' is the peak minus the RSS at the start "
+        "of the step). tracemalloc sees numpy and Python allocations only.",
+        "",
+    ]
     rounds = pd.DataFrame(result["rounds_summary"])
     for retrain, g in rounds.groupby("retrain", sort=False):
         out += [
@@ -527,10 +573,10 @@ def markdown(result: dict) -> str:
             f"- `scactive.simulate` wall time: **{grid['simulate_wall_seconds']:.1f} s** "
             f"(train {grid['sum_train_seconds']:.1f} s, query {grid['sum_query_seconds']:.1f} s, "
             f"other incl. data preparation and evaluation {grid['other_seconds']:.1f} s)",
-            f"- peak RSS of the child process (ru_maxrss): **{grid['max_rss_mb']:.0f} MB** "
-            f"(after generating the data: {grid['max_rss_mb_after_generate']:.0f} MB; RSS before "
-            f"simulate {grid['rss_before_simulate_mb']:.0f} MB, sampled peak during simulate "
-            f"{grid['rss_peak_during_simulate_mb']:.0f} MB)",
+            f"- peak RSS during `simulate` ({grid['peak_rss_simulate_method']}, reset before the "
+            f"call): **{grid['peak_rss_simulate_mb']:.0f} MB** (RSS when it started, holding the "
+            f"generated AnnData: {grid['rss_before_simulate_mb']:.0f} MB; peak while generating "
+            f"the data: {grid['peak_rss_generate_mb']:.0f} MB)",
             f"- load average at start {grid['load_average_at_start']}, at end "
             f"{grid['load_average_at_end']}",
             "",
