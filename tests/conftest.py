@@ -46,6 +46,22 @@ def make_counts(
     return adata
 
 
+def corrupt(adata: ad.AnnData, problem: str) -> ad.AnnData:
+    """A copy of ``adata`` with one planted problem (the bad inputs the tool must refuse)."""
+    adata = adata.copy()
+    X = adata.X.toarray()
+    if problem in {"nan", "inf", "negative"}:
+        X[3, 4] = {"nan": np.nan, "inf": np.inf, "negative": -1.5}[problem]
+    adata.X = X
+    if problem == "empty":
+        adata = adata[:, :0].copy()
+    elif problem == "duplicates":
+        adata.obs_names = ["same"] * 2 + list(adata.obs_names[2:])
+    elif problem == "one_class":
+        adata.obs["cell_type"] = "T"
+    return adata
+
+
 @pytest.fixture
 def counts_adata() -> ad.AnnData:
     return make_counts()

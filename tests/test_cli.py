@@ -5,11 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_counts
+from conftest import corrupt, make_counts
 from scactive.cli import app
 
 FAST = [
@@ -56,21 +55,7 @@ def test_simulate_writes_results_and_report(data_file, tmp_path):
 
 
 def _bad_data(tmp_path, problem):
-    adata = make_counts(n_cells=150, n_genes=300)
-    X = adata.X.toarray()
-    if problem == "nan":
-        X[0, 0] = np.nan
-    elif problem == "inf":
-        X[0, 0] = np.inf
-    elif problem == "negative":
-        X[0, 0] = -2
-    adata.X = X
-    if problem == "one_class":
-        adata.obs["cell_type"] = "T"
-    elif problem == "duplicates":
-        adata.obs_names = ["c0", "c0", *adata.obs_names[2:]]
-    elif problem == "empty":
-        adata = adata[:, :0].copy()
+    adata = corrupt(make_counts(n_cells=150, n_genes=300), problem)
     path = tmp_path / f"{problem}.h5ad"
     adata.write_h5ad(path)
     return path

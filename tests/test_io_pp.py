@@ -11,6 +11,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
+from conftest import corrupt
 from scactive import InputError, io
 from scactive.pp import FeatureSpace, filter_cells, normalize, remove_genes
 
@@ -74,12 +75,6 @@ def test_unreadable_files(tmp_path, counts_adata, problem, match):
         io.read(path)
 
 
-def _with_X(adata, X):
-    out = adata.copy()
-    out.X = X
-    return out
-
-
 @pytest.mark.parametrize(
     "problem, match",
     [
@@ -91,20 +86,7 @@ def _with_X(adata, X):
     ],
 )
 def test_bad_matrices(counts_adata, problem, match):
-    adata = counts_adata.copy()
-    X = adata.X.toarray()
-    if problem == "nan":
-        X[3, 4] = np.nan
-    elif problem == "inf":
-        X[3, 4] = np.inf
-    elif problem == "negative":
-        X[3, 4] = -1.5
-    if problem == "empty":
-        adata = adata[:, :0].copy()
-    else:
-        adata = _with_X(adata, X)
-    if problem == "duplicates":
-        adata.obs_names = ["same"] * 2 + list(adata.obs_names[2:])
+    adata = corrupt(counts_adata, problem)
     with pytest.raises(InputError, match=match):
         io.select_matrix(adata)
 

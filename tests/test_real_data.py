@@ -26,8 +26,15 @@ def test_pbmc3k_whole_pool_mlp_and_small_start(pbmc3k_path):
     assert accuracy > 0.88
 
     results = scactive.simulate(
-        adata, label_key="cell_type", strategies=["entropy"], batch_sizes=[9], seeds=1,
-        n_rounds=3, initial=20, progress=False, ceiling=False,
+        adata,
+        label_key="cell_type",
+        strategies=["entropy"],
+        batch_sizes=[9],
+        seeds=1,
+        n_rounds=3,
+        initial=20,
+        progress=False,
+        ceiling=False,
     )
     assert list(results["n_labeled"]) == [20, 29, 38, 47]
     assert np.isfinite(results["loss"]).all()
