@@ -216,6 +216,27 @@ def machine_info() -> dict:
         "scikit-learn": sklearn.__version__,
         "scactive": scactive.__version__,
         "load_average_at_start": load(),
+        "git": git_state(),
+    }
+
+
+def git_state() -> dict:
+    """The commit the numbers belong to, and whether src/ differs from it."""
+    root = HERE.parent
+
+    def git(*cmd: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *cmd], cwd=root, capture_output=True, text=True, check=True, timeout=30
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    status = git("status", "--porcelain", "--", "src")
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "src_modified": None if status is None else bool(status),
     }
 
 
@@ -277,8 +298,22 @@ def prepare_data(cells: int, genes: int) -> tuple[dict, object]:
 
 
 # -------------------------------------------------------------------------- per-round timing
-def time_rounds(seed_data, *, strategies, batch_size: int, n_rounds: int, retrain: str) -> list:
-    """Run each strategy for ``n_rounds`` rounds on the prepared data; one row per round."""
+def time_rounds(
+    seed_data,
+    *,
+    strategies,
+    batch_size: int,
+    n_rounds: int,
+    retrain: str,
+    torch_threads: int | None = None,
+) -> list:
+    """Run each strategy for ``n_rounds`` rounds on the prepared data; one row per round.
+
+    ``torch_threads`` is applied again before every strategy: scanpy's highly variable genes
+    (numba's OpenMP layer) reset torch's thread count to the number of cores.
+    """
+    import torch
+
     from scactive.bench import GridCell, GridOptions, run_cell
 
     print(f"\n## seconds per round, batch {batch_size}, retrain={retrain!r}", flush=True)
@@ -294,6 +329,8 @@ def time_rounds(seed_data, *, strategies, batch_size: int, n_rounds: int, retrai
             ceiling=False,
         )
         cell = GridCell(MODEL, strategy, batch_size, 0)
+        set_threads(torch_threads)
+        threads = torch.get_num_threads()
         gc.collect()
         start = time.perf_counter()
         results, _ = run_cell(cell, seed_data, options)
@@ -310,6 +347,7 @@ def time_rounds(seed_data, *, strategies, batch_size: int, n_rounds: int, retrai
                     "query_seconds": float(rec["query_seconds"]),
                     "accuracy": float(rec["accuracy"]),
                     "cell_wall_seconds": wall,
+                    "torch_threads": threads,
                     "load_average": load(),
                 }
             )
@@ -385,7 +423,10 @@ def grid_child(args: argparse.Namespace) -> None:
     if tracemalloc_on:
         record["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / MB
         tracemalloc.stop()
+    import torch
+
     record.update(
+        torch_threads_after_simulate=torch.get_num_threads(),
         simulate_wall_seconds=wall,
         rss_before_simulate_mb=rss.start / MB,
         peak_rss_simulate_mb=rss.peak / MB,
@@ -505,7 +546,8 @@ def markdown(result: dict) -> str:
     out = [
         f"# scactive benchmark: {result['name']}",
         "",
-        f"- date: {m['date']}; command: `{result['command']}`",
+        f"- date: {m['date']}; command: `{result['command']}`; scactive at commit "
+        f"{m['git']['commit']}{' with modified src/' if m['git']['src_modified'] else ''}",
         f"- machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
         f"{m['platform']}",
         f"- python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads, "
@@ -544,10 +586,13 @@ def markdown(result: dict) -> str:
         "",
     ]
     rounds = pd.DataFrame(result["rounds_summary"])
+    threads = pd.DataFrame(result["rounds"]).groupby("retrain")["torch_threads"].unique()
     for retrain, g in rounds.groupby("retrain", sort=False):
         out += [
             f"## Seconds per round, batch size {result['round_batch_size']}, "
             f"retrain={retrain!r} (mean of rounds 1-{result['round_rounds']})",
+            "",
+            f"torch threads: {', '.join(map(str, threads[retrain]))}",
             "",
             _table(
                 g.drop(columns=["retrain"]).rename(
@@ -577,6 +622,7 @@ def markdown(result: dict) -> str:
             f"call): **{grid['peak_rss_simulate_mb']:.0f} MB** (RSS when it started, holding the "
             f"generated AnnData: {grid['rss_before_simulate_mb']:.0f} MB; peak while generating "
             f"the data: {grid['peak_rss_generate_mb']:.0f} MB)",
+            f"- torch threads at the end of `simulate`: {grid['torch_threads_after_simulate']}",
             f"- load average at start {grid['load_average_at_start']}, at end "
             f"{grid['load_average_at_end']}",
             "",
@@ -687,6 +733,7 @@ def main(argv=None) -> int:
         batch_size=args.batch_size,
         n_rounds=args.rounds,
         retrain="scratch",
+        torch_threads=args.torch_threads,
     )
     if not args.no_continue:
         rows += time_rounds(
@@ -695,6 +742,7 @@ def main(argv=None) -> int:
             batch_size=args.batch_size,
             n_rounds=args.rounds,
             retrain="continue",
+            torch_threads=args.torch_threads,
         )
     del seed_data
     gc.collect()
