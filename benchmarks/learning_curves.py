@@ -2,9 +2,10 @@
 
 Runs (or resumes) ``scactive simulate`` on pbmc3k and the Kang PBMC reference: a 20-cell start,
 batch 9, 20 rounds (to 200 labels), 5 seeds, every strategy, the default learner ``mlp2`` and
-``logreg``. Then draws macro-F1 against labeled cells (mean and ± one standard deviation over seeds) into
-``docs/figures/learning_curves.png`` and prints a markdown table of macro-F1 at 50, 100 and 200
-labels (the nearest round at or below) and the labels needed to reach 95% of the whole-pool
+``logreg``. Then draws macro-F1 against labeled cells (mean and ± one standard deviation over
+seeds) into
+``docs/figures/learning_curves.png`` and prints a markdown table of macro-F1 at 50, 100 and
+200 labels (the nearest round at or below) and the labels needed to reach 95% of the whole-pool
 logistic regression.
 
     .venv/bin/python benchmarks/learning_curves.py [--runs runs/curves] [--jobs 2]

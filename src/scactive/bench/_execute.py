@@ -72,8 +72,12 @@ def _init_worker(prepared: PreparedData, data_options: DataOptions, options: Gri
 
 
 def _work(task: Task) -> Result:
+    import torch
+
     seeds = _WORKER["seeds"]
     seed = task_seed(task)
     if seed not in seeds:
         seeds[seed] = SeedData(_WORKER["prepared"], seed, _WORKER["data_options"])
+        seeds[seed].features  # noqa: B018 - scanpy's numba layer resets torch's thread count
+    torch.set_num_threads(1)
     return run_task(task, seeds[seed], _WORKER["options"])
