@@ -3,13 +3,15 @@
 >>> import scactive
 >>> adata = scactive.read("pbmc68k_reduced")
 >>> results = scactive.simulate(adata, label_key="bulk_labels", out="runs/demo")
+>>> table = scactive.compare(adata, label_key="bulk_labels", out="runs/compare")
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, metrics, models, pp, strategies
+from . import comparison, datasets, metrics, models, pp, strategies
 from ._errors import InputError
 from ._simulate import simulate
+from .comparison import compare
 from .io import read
 
 try:
@@ -17,4 +19,15 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["InputError", "datasets", "metrics", "models", "pp", "read", "simulate", "strategies"]
+__all__ = [
+    "InputError",
+    "compare",
+    "comparison",
+    "datasets",
+    "metrics",
+    "models",
+    "pp",
+    "read",
+    "simulate",
+    "strategies",
+]

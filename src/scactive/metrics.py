@@ -44,6 +44,37 @@ def evaluate(
     return {k: float(v) for k, v in out.items()}
 
 
+def evaluate_labels(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Metrics of predicted labels that may include calls outside ``classes``.
+
+    A call that is not one of ``classes`` ("unassigned", or an intermediate node of a
+    hierarchical method) counts as wrong in accuracy and F1 and is counted in
+    ``frac_unassigned``. F1 averages run over the cell types present in ``y_true``.
+
+    Returns
+    -------
+    The summary metrics, and the F1 score of each cell type present in ``y_true``.
+    """
+    y_true = np.asarray(y_true).astype(str)
+    y_pred = np.asarray(y_pred).astype(str)
+    present = np.unique(y_true)
+    out = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0),
+        "weighted_f1": f1_score(
+            y_true, y_pred, labels=present, average="weighted", zero_division=0
+        ),
+        "frac_unassigned": float(np.mean(~np.isin(y_pred, np.asarray(classes).astype(str)))),
+    }
+    per_class = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    return (
+        {k: float(v) for k, v in out.items()},
+        {c: float(f) for c, f in zip(present, per_class, strict=True)},
+    )
+
+
 def curve_area(n_labeled: np.ndarray, values: np.ndarray) -> float:
     """Mean of a learning curve: trapezoid area over ``n_labeled`` divided by its range.
 

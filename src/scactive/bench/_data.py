@@ -52,8 +52,14 @@ class PreparedData:
         return np.unique(self.labels)
 
 
-def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> PreparedData:
-    """Validate ``adata``, apply the cell-level QC and normalise; the input is not changed."""
+def prepare(
+    adata: ad.AnnData, label_key: str, options: DataOptions, *, query: bool = False
+) -> PreparedData:
+    """Validate ``adata``, apply the cell-level QC and normalise; the input is not changed.
+
+    ``query=True`` prepares cells to annotate rather than to split: every cell type is kept,
+    however small, and one type is enough.
+    """
     data = select_matrix(adata, layer=options.layer, use_raw=options.use_raw)
     labels = labels_from(data, label_key)
     checksum = _checksum(data, labels)
@@ -70,7 +76,7 @@ def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> Prepared
     reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
     keep = (reasons == "").to_numpy()
     counts = labels[keep].value_counts()
-    rare = counts.index[counts < 2].tolist()
+    rare = [] if query else counts.index[counts < 2].tolist()
     if rare:
         warnings.warn(
             f"Cell types too small to appear in both pool and validation are left out: "
@@ -81,9 +87,9 @@ def prepare(adata: ad.AnnData, label_key: str, options: DataOptions) -> Prepared
         reasons[labels.isin(rare).to_numpy() & keep] = "class too small to split"
         keep = (reasons == "").to_numpy()
     kept_labels = labels[keep].to_numpy().astype(str)
-    if len(np.unique(kept_labels)) < 2:
+    if len(np.unique(kept_labels)) < (1 if query else 2):
         raise InputError(
-            f"Fewer than two cell types remain after QC ({len(kept_labels)} cells left). Loosen "
+            f"Too few cell types remain after QC ({len(kept_labels)} cells left). Loosen "
             "--min-genes or check the label column."
         )
     left_out = pd.DataFrame(

@@ -60,7 +60,7 @@ def split_list(value: str, kind: type = str) -> list:
         ) from err
 
 
-from . import _simulate  # noqa: E402,F401 - registers the command
+from . import _compare, _simulate  # noqa: E402,F401 - registers the commands
 
 
 def main() -> None:

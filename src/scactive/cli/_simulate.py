@@ -10,23 +10,14 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError
+from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
 
 @app.command()
 def simulate(
-    data: Annotated[
-        str,
-        typer.Argument(
-            help="h5ad, 10x .h5 or mtx folder, csv/tsv, loom, or a bundled dataset name."
-        ),
-    ] = "pbmc68k_reduced",
-    label_key: Annotated[
-        str | None,
-        typer.Option(
-            "--label-key", "-l", help="obs column with the cell types (bundled data: preset)."
-        ),
-    ] = None,
+    data: opt.Data = "pbmc68k_reduced",
+    label_key: opt.LabelKey = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -50,12 +41,12 @@ def simulate(
     ] = "random,entropy,qbc,diversity,wkmc",
     batch_sizes: Annotated[str, typer.Option(help="Cells per round, comma-separated.")] = "9,27,81",
     rounds: Annotated[int, typer.Option(help="Query rounds after round 0.")] = 10,
-    seeds: Annotated[int, typer.Option(help="Replicates (seeds 0 .. N-1).")] = 3,
+    seeds: opt.Seeds = 3,
     initial: Annotated[
         float,
         typer.Option(help="Initially labeled: a fraction of the pool (below 1) or a cell count."),
     ] = 0.2,
-    val_fraction: Annotated[float, typer.Option(help="Held-out validation fraction.")] = 0.2,
+    val_fraction: opt.ValFraction = 0.2,
     stop_fraction: Annotated[
         float | None,
         typer.Option(help="Query until this fraction of the pool is labeled (overrides --rounds)."),
@@ -67,26 +58,21 @@ def simulate(
     pca_clustering: Annotated[
         bool, typer.Option(help="Cluster on the pool PCA (diversity, wkmc); else on the features.")
     ] = True,
-    layer: Annotated[str | None, typer.Option(help="Read this layer instead of X.")] = None,
-    use_raw: Annotated[bool, typer.Option("--use-raw", help="Read .raw instead of X.")] = False,
-    transpose: Annotated[bool, typer.Option(help="Text tables with genes in rows.")] = False,
-    remove_mito: Annotated[bool, typer.Option(help="Drop mitochondrial genes.")] = True,
-    remove_ribo: Annotated[bool, typer.Option(help="Drop ribosomal genes.")] = True,
-    remove_hemoglobin: Annotated[bool, typer.Option(help="Drop hemoglobin genes.")] = True,
-    min_genes: Annotated[int, typer.Option(help="Drop cells with fewer detected genes.")] = 500,
-    min_cells: Annotated[int, typer.Option(help="Drop genes seen in fewer pool cells.")] = 10,
-    n_top_genes: Annotated[int, typer.Option(help="Highly variable genes kept.")] = 2000,
-    n_pcs: Annotated[int, typer.Option(help="PCA components.")] = 50,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    remove_mito: opt.RemoveMito = True,
+    remove_ribo: opt.RemoveRibo = True,
+    remove_hemoglobin: opt.RemoveHemoglobin = True,
+    min_genes: opt.MinGenes = 500,
+    min_cells: opt.MinCells = 10,
+    n_top_genes: opt.NTopGenes = 2000,
+    n_pcs: opt.NPcs = 50,
     ceiling: Annotated[bool, typer.Option(help="Also train on the whole pool.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html and figures.")] = True,
-    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs", "-j", help="Grid cells run at once, one process each (e.g. the core count)."
-        ),
-    ] = 1,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+    progress: opt.Progress = True,
+    jobs: opt.Jobs = 1,
+    verbose: opt.Verbose = False,
 ) -> None:
     """Run active learning with a simulated oracle on labeled data and write a report."""
     from .. import io
@@ -96,13 +82,7 @@ def simulate(
     start = time.perf_counter()
     try:
         adata = io.read(data, transpose=transpose)
-        if label_key is None:
-            label_key = adata.uns.get("scactive_default_label_key")
-            if label_key is None:
-                raise InputError(
-                    f"Give the label column with --label-key; obs columns: "
-                    f"{list(adata.obs.columns)}."
-                )
+        label_key = opt.label_key_or_default(adata, label_key)
         out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
         with warnings.catch_warnings():
             warnings.simplefilter("default", UserWarning)

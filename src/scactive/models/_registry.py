@@ -14,6 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 
 from .._errors import unknown_name
 from ..pp import FeatureSpace
+from ._baselines import BASELINE_DESCRIPTIONS, BASELINES
 from ._classifier import MLPClassifier, torch_seed
 
 
@@ -25,6 +26,7 @@ class Preset:
     params: dict = field(default_factory=dict)
     pca_input: bool = False
     description: str = ""
+    log_input: bool = False  # reads log-normalised values (the baselines), not scaled ones
 
 
 _OURS = dict(
@@ -63,6 +65,12 @@ PRESETS["logreg-pca"] = Preset(
     description="logistic regression on the pool's PCA",
 )
 
+# The baselines that give class probabilities serve as learners too; they read log values.
+for _name in ("scmap-cluster", "scmap-cell", "chetah", "knn-transfer"):
+    PRESETS[_name] = Preset(
+        BASELINES[_name], log_input=True, description=BASELINE_DESCRIPTIONS[_name]
+    )
+
 #: The default learner.
 DEFAULT_MODEL = "mlp2"
 
@@ -97,8 +105,14 @@ def make_learner(
     if model not in PRESETS:
         raise unknown_name("model", model, PRESETS)
     preset = PRESETS[model]
-    params = {**preset.params, **overrides, "random_state": seed}
+    params = {**preset.params, **overrides}
     learner = preset.factory(**params)
+    if "random_state" in learner.get_params():
+        learner.set_params(random_state=seed)
+    if preset.log_input:
+        if features is None:
+            raise ValueError(f"model {model!r} needs the fitted feature space (its scaling)")
+        return make_pipeline(FunctionTransformer(features.unscale), learner)
     if preset.pca_input:
         if features is None:
             raise ValueError(f"model {model!r} needs the fitted feature space (its PCA)")

@@ -8,6 +8,12 @@ colour across figures; pass the same ``palette=`` to share it across calls on su
 """
 
 from scactive.pl._cells import batch_composition, celltype_overview, picks_pca
+from scactive.pl._compare import (
+    comparison_scores,
+    confusion_matrices,
+    method_palette,
+    per_class_heatmap,
+)
 from scactive.pl._curves import curves_by_fraction, learning_curves, metric_grid
 from scactive.pl._labels import labels_curve
 from scactive.pl._style import aggregate_over_seeds, celltype_palette, strategy_palette
@@ -17,10 +23,14 @@ __all__ = [
     "batch_composition",
     "celltype_overview",
     "celltype_palette",
+    "comparison_scores",
+    "confusion_matrices",
     "curves_by_fraction",
     "labels_curve",
     "learning_curves",
+    "method_palette",
     "metric_grid",
+    "per_class_heatmap",
     "picks_pca",
     "strategy_palette",
 ]

@@ -99,6 +99,16 @@ class FeatureSpace:
         scaled = features if self.scale else self._scaled(features)
         return self.pca_.transform(scaled).astype(np.float32)
 
+    def unscale(self, features: np.ndarray) -> np.ndarray:
+        """Log-normalised values of a feature matrix from :meth:`transform`.
+
+        Undoes the scaling (values clipped by it come back at the clip); with ``scale=False``
+        the features are returned as they are.
+        """
+        if not self.scale:
+            return features
+        return (features * self.std_ + self.mean_).astype(np.float32, copy=False)
+
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         out = (X - self.mean_) / self.std_
         np.clip(out, -self.max_value, self.max_value, out=out)

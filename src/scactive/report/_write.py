@@ -20,7 +20,7 @@ from matplotlib.figure import Figure, SubFigure
 from scactive import __version__, pl
 from scactive._errors import InputError
 from scactive.pl._style import CEILING, celltype_palette, strategy_palette
-from scactive.report import _html
+from scactive.report import _compare, _html
 from scactive.report._summary import summary_table
 
 logger = logging.getLogger("scactive")
@@ -195,6 +195,8 @@ def write_report(
     *,
     target: float = 0.95,
     dpi: int = 110,
+    dest: str | os.PathLike[str] | None = None,
+    comparison: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write ``outdir/report.html`` and ``outdir/figures/*.png`` from a simulation's output.
 
@@ -213,6 +215,11 @@ def write_report(
         Fraction of the ceiling's macro-F1 used for "labels needed" in the summary table.
     dpi
         Resolution of the PNG figures.
+    dest
+        Folder to write the report, summary and figures to (default ``outdir``).
+    comparison
+        Folder of a ``scactive compare`` run whose results get a section in the report
+        (default: ``outdir`` when it holds ``comparison.csv``).
 
     Returns
     -------
@@ -225,11 +232,12 @@ def write_report(
         If ``outdir`` or its ``results.csv`` is missing or a table lacks required columns.
     """
     outdir = Path(outdir)
+    dest = Path(dest) if dest is not None else outdir
     inputs = _read_inputs(outdir)
     config = inputs.config
     table = summary_table(inputs.results, target=target)
-    figdir = outdir / FIGURE_DIR
-    figdir.mkdir(exist_ok=True)
+    figdir = dest / FIGURE_DIR
+    figdir.mkdir(parents=True, exist_ok=True)
     seed = 0
     if inputs.split is not None:
         seeds = sorted(int(s) for s in pd.unique(inputs.split["seed"].dropna()))
@@ -253,14 +261,47 @@ def write_report(
         f"model and seed, averaged over the seeds that reached it.</p>",
         _html.summary(table, target),
     ]
+    if comparison is None and (outdir / _compare.COMPARISON).is_file():
+        comparison = outdir
+    if comparison is not None:
+        body.append(_compare.section(Path(comparison), writer))
     text = _html.page(
         title=f"scactive report: {data_name}",
         subtitle=f"{outdir.resolve()} · written {datetime.now().isoformat(timespec='seconds')}",
         body="\n".join(body),
         version=__version__,
     )
-    _atomic_write(outdir / "summary.csv", table.to_csv(index=False).encode("utf-8"))
-    report = outdir / REPORT_NAME
+    _atomic_write(dest / "summary.csv", table.to_csv(index=False).encode("utf-8"))
+    report = dest / REPORT_NAME
     _atomic_write(report, text.encode("utf-8"))
     logger.info("wrote %s and %d figures in %s", report, len(writer.files), figdir)
+    return report
+
+
+def write_comparison(
+    out: str | os.PathLike[str],
+    *,
+    simulation: str | os.PathLike[str] | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Write ``out/report.html`` for a comparison.
+
+    With the simulation it was drawn from, the report is that simulation's report with a
+    comparison section (the simulation folder itself is not written to unless it is
+    ``out``); without one (cross-dataset), the report holds the comparison alone.
+    """
+    out = Path(out)
+    if simulation is not None:
+        return write_report(simulation, dest=out, comparison=out, dpi=dpi)
+    figdir = out / FIGURE_DIR
+    figdir.mkdir(parents=True, exist_ok=True)
+    writer = _FigureWriter(figdir, dpi)
+    text = _html.page(
+        title=f"scactive comparison: {out.name}",
+        subtitle=f"{out.resolve()} · written {datetime.now().isoformat(timespec='seconds')}",
+        body=_compare.section(out, writer),
+        version=__version__,
+    )
+    report = out / REPORT_NAME
+    _atomic_write(report, text.encode("utf-8"))
     return report

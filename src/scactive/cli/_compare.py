@@ -1,0 +1,161 @@
+"""``scactive compare``: established annotation methods on the same cells and labeled sets."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from .._errors import InputError
+from . import _options as opt
+from . import app, console, fail, setup_logging, split_list
+
+
+@app.command()
+def compare(
+    data: opt.Data,
+    label_key: opt.LabelKey = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output folder. Without --from-simulation, it also holds the "
+            "simulation run first. Re-running resumes."
+        ),
+    ] = ...,  # type: ignore[assignment]
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Methods, comma-separated (default: mlp2, every baseline and every real tool "
+            "installed). Learners: mlp2, mlp3, mlp3-ln (and -paper). Baselines: scmap-cluster, "
+            "scmap-cell, chetah, knn-transfer, logreg. Real tools: celltypist, seurat, singler."
+        ),
+    ] = None,
+    from_simulation: Annotated[
+        Path | None,
+        typer.Option(help="Read the split and labeled sets from this `scactive simulate` folder."),
+    ] = None,
+    budgets: Annotated[
+        str, typer.Option(help="Labeled-set sizes taken from the active-learning runs.")
+    ] = "100,300",
+    strategies: Annotated[
+        str, typer.Option(help="Strategies whose labeled sets are used, comma-separated.")
+    ] = "entropy",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Learner of the active-learning runs (default: mlp2 / the first)."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Cells per round of those runs (default: 9 / the smallest)."),
+    ] = None,
+    initial: Annotated[
+        int, typer.Option(help="Cells labeled at the start of the simulation run here.")
+    ] = 20,
+    seeds: opt.Seeds = 3,
+    query: Annotated[
+        str | None,
+        typer.Option(help="Cross-dataset mode: train on DATA, annotate this dataset."),
+    ] = None,
+    query_label_key: Annotated[
+        str | None, typer.Option(help="obs column with the query's known cell types.")
+    ] = None,
+    label_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV with columns 'reference' and 'query': which query type each reference "
+            "type counts as when scoring a cross-dataset run."
+        ),
+    ] = None,
+    val_fraction: opt.ValFraction = 0.2,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    remove_mito: opt.RemoveMito = True,
+    remove_ribo: opt.RemoveRibo = True,
+    remove_hemoglobin: opt.RemoveHemoglobin = True,
+    min_genes: opt.MinGenes = 500,
+    min_cells: opt.MinCells = 10,
+    n_top_genes: opt.NTopGenes = 2000,
+    n_pcs: opt.NPcs = 50,
+    progress: opt.Progress = True,
+    jobs: opt.Jobs = 1,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Compare the learners with established annotation methods on the same cells."""
+    from .. import io
+    from ..bench import DataOptions
+    from ..comparison import compare as run
+
+    setup_logging(verbose)
+    start = time.perf_counter()
+    try:
+        adata = io.read(data, transpose=transpose)
+        label_key = opt.label_key_or_default(adata, label_key)
+        query_data = io.read(query, transpose=transpose) if query is not None else None
+        if query_data is None and (query_label_key or label_map):
+            raise InputError("--query-label-key and --label-map need --query.")
+        options = DataOptions(
+            layer=layer,
+            use_raw=use_raw,
+            remove_mito=remove_mito,
+            remove_ribo=remove_ribo,
+            remove_hemoglobin=remove_hemoglobin,
+            min_genes=min_genes,
+            min_cells=min_cells,
+            n_top_genes=n_top_genes,
+            n_pcs=n_pcs,
+            val_fraction=val_fraction,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", UserWarning)
+            table = run(
+                adata,
+                label_key=label_key,
+                out=out,
+                methods=split_list(methods) if methods is not None else None,
+                from_simulation=from_simulation,
+                budgets=split_list(budgets, int),
+                strategies=split_list(strategies),
+                model=model,
+                batch_size=batch_size,
+                initial=initial,
+                seeds=seeds,
+                query=query_data,
+                query_label_key=query_label_key,
+                label_map=read_label_map(label_map) if label_map is not None else None,
+                data_options=options,
+                progress=progress,
+                n_jobs=jobs,
+                source=str(data),
+            )
+    except InputError as err:
+        fail(err)
+    console.print(
+        f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {table['method'].nunique()} "
+        f"methods, {len(table)} rows. Table: [bold]{out / 'comparison.csv'}[/]; report: "
+        f"[bold]{out / 'report.html'}[/]"
+    )
+
+
+def read_label_map(path: Path) -> dict[str, str]:
+    """Reference type -> query type, from a CSV with columns ``reference`` and ``query``."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise InputError(f"Could not read the label map '{path}': {err}") from err
+    if not {"reference", "query"} <= set(table.columns):
+        raise InputError(
+            f"The label map '{path}' needs columns 'reference' and 'query'; it has "
+            f"{list(table.columns)}."
+        )
+    duplicated = table["reference"][table["reference"].duplicated()].unique()
+    if len(duplicated):
+        raise InputError(
+            f"The label map '{path}' maps {list(duplicated)} more than once; give each reference "
+            "type one query type."
+        )
+    return dict(zip(table["reference"], table["query"], strict=True))
