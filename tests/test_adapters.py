@@ -15,18 +15,15 @@ import pytest
 import scanpy as sc
 
 from conftest import make_counts
-from scactive._errors import InputError
-from scactive.comparison import _adapters
+from scactive._errors import InputError, ToolError, ToolUnavailable
+from scactive.comparison import _adapters, _r
 from scactive.comparison._adapters import (
-    RSCRIPT_ENV,
     UNASSIGNED,
     CellTypistAdapter,
     SeuratAdapter,
     SingleRAdapter,
-    ToolError,
-    ToolUnavailable,
-    run_rscript,
 )
+from scactive.comparison._r import RSCRIPT_ENV, run_rscript
 
 ADAPTERS = {cls.name: cls for cls in (CellTypistAdapter, SeuratAdapter, SingleRAdapter)}
 
@@ -174,7 +171,7 @@ def test_bad_input_is_refused_with_a_clear_message(split):
 
 
 def test_missing_r_package_names_the_debian_package(monkeypatch, tmp_path, split):
-    if _adapters._rscript() is None:
+    if _r._rscript() is None:
         pytest.skip("R is not installed")
     for variable in ("R_LIBS", "R_LIBS_SITE", "R_LIBS_USER"):  # only R's own library left
         monkeypatch.setenv(variable, str(tmp_path))
@@ -185,7 +182,7 @@ def test_missing_r_package_names_the_debian_package(monkeypatch, tmp_path, split
     with pytest.raises(ToolUnavailable, match="r-cran-seurat"):
         SeuratAdapter().fit(split[0], "cell_type")
     monkeypatch.undo()  # the cache keeps the real answer apart
-    assert SeuratAdapter.unavailable() == _adapters._r_unavailable(
+    assert SeuratAdapter.unavailable() == _r._r_unavailable(
         "Seurat label transfer", SeuratAdapter.r_packages
     )
 
@@ -211,7 +208,7 @@ def test_missing_celltypist_says_how_to_install(monkeypatch):
 
 
 def test_r_failure_raises_tool_error_with_r_message(tmp_path):
-    if _adapters._rscript() is None:
+    if _r._rscript() is None:
         pytest.skip("R is not installed")
     script = tmp_path / "fails.R"
     script.write_text('cat("working\\n")\nstop("planted failure in ", commandArgs(TRUE)[1])\n')

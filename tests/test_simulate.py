@@ -166,6 +166,17 @@ def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
     assert any("qbc" in s for s in config["skipped"])
 
 
+@pytest.mark.parametrize("baseline", ["scmap-cluster", "scmap-cell", "chetah", "knn-transfer"])
+def test_baselines_serve_as_learners_in_the_loop(adata, baseline):
+    table = simulate(
+        adata, label_key="cell_type", **{**FAST, "models": [baseline], "strategies": ["entropy"]}
+    )
+    assert set(table["strategy"]) == {"entropy", "ceiling"}
+    # planted, well-separated types: the baseline learns them from the labeled cells
+    assert table.loc[table["strategy"] == "ceiling", "macro_f1"].min() > 0.95
+    assert table.loc[table["round"] == table["round"].max(), "macro_f1"].min() > 0.9
+
+
 def test_worker_processes_give_the_same_picks(adata, tmp_path):
     one = simulate(adata, label_key="cell_type", out=tmp_path / "a", report=False, **FAST)
     two = simulate(adata, label_key="cell_type", out=tmp_path / "b", report=False, n_jobs=2, **FAST)

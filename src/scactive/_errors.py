@@ -14,6 +14,14 @@ class InputError(ValueError):
     """Bad input from the user: a file, an argument or the content of the data."""
 
 
+class ToolUnavailable(InputError):
+    """An external annotation tool cannot run here; the message says what to install."""
+
+
+class ToolError(RuntimeError):
+    """An external annotation tool failed; the message ends with the tail of its error output."""
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], *, plural: str = "") -> InputError:
     """Build the error for a name that is not one of ``valid``, with a close match if any."""
     valid = sorted(valid)

@@ -29,7 +29,7 @@ def simulate(
         typer.Option(
             help="Learners, comma-separated: mlp2, mlp3, mlp3-ln, "
             "mlp2-paper, mlp3-paper, mlp3-ln-paper, logreg, "
-            "logreg-pca."
+            "logreg-pca; baselines scmap-cluster, scmap-cell, chetah, knn-transfer."
         ),
     ] = "mlp2",
     strategies: Annotated[
