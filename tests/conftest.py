@@ -75,8 +75,10 @@ def pbmc3k_path() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _few_threads(monkeypatch):
+def pytest_configure(config):
+    """One torch thread per test process: ``pytest -n 2`` runs two processes on 2 cores, and
+    torch threads competing for the cores slow every test down many times over. Set here,
+    before any fixture: module-scoped fixtures run before function-scoped ones."""
     import torch
 
     torch.set_num_threads(1)

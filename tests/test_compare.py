@@ -139,7 +139,7 @@ def test_from_simulation_writes_elsewhere_and_leaves_the_run_alone(cells, compar
         budgets=(29,),
         progress=False,
     )
-    assert set(table["training_set"]) == {"pool", "entropy"}
+    assert set(table["training_set"]) == {"pool", "random", "entropy"}
     assert (out / "report.html").is_file()
     after = {p.name: p.stat().st_mtime_ns for p in sim.iterdir() if p.is_file()}
     assert after == before

@@ -43,7 +43,7 @@ def compare(
     ] = "100,300",
     strategies: Annotated[
         str, typer.Option(help="Strategies whose labeled sets are used, comma-separated.")
-    ] = "entropy",
+    ] = "random,entropy",
     model: Annotated[
         str | None,
         typer.Option(help="Learner of the active-learning runs (default: mlp2 / the first)."),
@@ -82,7 +82,12 @@ def compare(
     n_top_genes: opt.NTopGenes = 2000,
     n_pcs: opt.NPcs = 50,
     progress: opt.Progress = True,
-    jobs: opt.Jobs = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", help="Method runs (and simulation runs) at once, e.g. the core count."
+        ),
+    ] = 1,
     verbose: opt.Verbose = False,
 ) -> None:
     """Compare the learners with established annotation methods on the same cells."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -10,12 +11,14 @@ import time
 import warnings
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+import torch
 
 from .._errors import InputError
 from .._simulate import _atomic_write, _progress, simulate
@@ -56,7 +59,7 @@ def compare(
     methods: Sequence[str] | None = None,
     from_simulation: str | Path | None = None,
     budgets: Sequence[int] = (100, 300),
-    strategies: Sequence[str] = ("entropy",),
+    strategies: Sequence[str] = ("random", "entropy"),
     model: str | None = None,
     batch_size: int | None = None,
     initial: int = 20,
@@ -99,7 +102,9 @@ def compare(
         A simulation folder to read the split and labeled sets from; its data options are
         used. Without it, a simulation runs into ``out``.
     budgets, strategies
-        Labeled-set sizes and the strategies whose labeled sets are used.
+        Labeled-set sizes and the strategies whose labeled sets are used. Random sets of the
+        same sizes (strategy ``"random"``) show how much of a method's score at a budget is
+        owed to the cells active learning chose.
     model, batch_size, initial, seeds
         The simulation's learner, cells per round, initially labeled cells and replicates
         when it runs here (default ``"mlp2"`` and 9). From a simulation folder, ``model`` and
@@ -113,7 +118,8 @@ def compare(
     data_options
         QC and feature selection (ignored with ``from_simulation``).
     n_jobs
-        Worker processes of the simulation when it runs here.
+        Method runs at once (threads; the real tools run in their own processes), and worker
+        processes of the simulation when it runs here.
 
     Returns
     -------
@@ -128,7 +134,7 @@ def compare(
         raise InputError(f"budgets={budgets}; each must be a whole number >= 1.")
     options = data_options or DataOptions()
     if query is not None:
-        units, truth, settings = _cross_units(
+        units, scoring, settings = _cross_units(
             adata, query, label_key, query_label_key, label_map, options, chosen
         )
         sim_dir = None
@@ -157,12 +163,12 @@ def compare(
         else:
             sim_dir = Path(from_simulation)
         run = SimulationRun.load(sim_dir)
-        units, truth, settings, more_notes = _simulation_units(
+        units, scoring, settings, more_notes = _simulation_units(
             adata, run, chosen, strategies, budgets, model, batch_size
         )
         notes += more_notes
     settings.update(methods=chosen, budgets=budgets, strategies=list(strategies), notes=notes)
-    table, per_class, predictions = _run_units(units, truth, out, settings, progress)
+    table, per_class, predictions = _run_units(units, scoring, out, settings, progress, n_jobs)
     _write(out, table, per_class, predictions, settings, chosen)
     from ..report import write_comparison
 
@@ -195,7 +201,7 @@ def _simulation_units(adata, run, chosen, strategies, budgets, model, batch_size
             f"This data is not the data the simulation in '{run.path}' ran on (their checksums "
             "differ). Pass the same file, or run the comparison without --from-simulation."
         )
-    units, truth, notes = [], {}, []
+    units, notes = [], []
     for seed in run.seeds:
         seed_data = SeedData(prepared, seed, options)
         run.check_split(seed_data)
@@ -211,7 +217,6 @@ def _simulation_units(adata, run, chosen, strategies, budgets, model, batch_size
             batch_size=batch_size,
         )
         notes += more
-        truth[seed] = (val.adata.obs_names.to_numpy(), val.labels, prepared.classes)
         for training in sets:
             train = pool if training.name == POOL else pool.subset(training.positions)
             units += [_Unit(name, training, train, val) for name in chosen]
@@ -226,7 +231,7 @@ def _simulation_units(adata, run, chosen, strategies, budgets, model, batch_size
         "label_key": label_key,
         "input_sha256": prepared.checksum,
     }
-    return units, truth, settings, list(dict.fromkeys(notes))
+    return units, _Scoring(prepared.classes), settings, list(dict.fromkeys(notes))
 
 
 def _cross_units(adata, query, label_key, query_label_key, label_map, options, chosen):
@@ -267,9 +272,6 @@ def _cross_units(adata, query, label_key, query_label_key, label_map, options, c
     test = CellSet(qry.adata, features, query_labels)
     training = TrainingSet(REFERENCE, ref.adata.n_obs, 0, np.arange(ref.adata.n_obs))
     units = [_Unit(name, training, train, test) for name in chosen]
-    truth = {}
-    if query_labels is not None:
-        truth[0] = (qry.adata.obs_names.to_numpy(), query_labels, np.unique(query_labels))
     settings = {
         "mode": "cross-dataset",
         "label_key": label_key,
@@ -279,7 +281,8 @@ def _cross_units(adata, query, label_key, query_label_key, label_map, options, c
         "input_sha256": ref.checksum,
         "query_sha256": qry.checksum,
     }
-    return units, {"truth": truth, "label_map": label_map or {}, "query": qry}, settings
+    classes = None if query_labels is None else np.unique(query_labels)
+    return units, _Scoring(classes, label_map or {}), settings
 
 
 def _by_symbol(adata: ad.AnnData) -> ad.AnnData:
@@ -292,50 +295,66 @@ def _by_symbol(adata: ad.AnnData) -> ad.AnnData:
     return renamed
 
 
-def _run_units(units, truth, out, settings, progress):
+def _run_units(units, scoring, out, settings, progress, n_jobs):
+    """Run (or read back) every unit; ``n_jobs`` units at once, in threads.
+
+    Threads suit the units: the real tools run in their own processes, and the learners and
+    baselines spend their time in numpy, scikit-learn and torch, which release the GIL.
+    """
     identity = {k: v for k, v in settings.items() if k not in {"notes", "simulation"}}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     cells = out / "compare_cells" / fingerprint.hexdigest()[:16]
     cells.mkdir(parents=True, exist_ok=True)
-    kinds = {name: m.kind for name, m in methods().items()}
-    rows, per_class, predictions = [], [], []
-    cross = "query" in truth
-    with _progress(progress) as bar:
+
+    def run(unit: _Unit) -> pd.DataFrame:
+        path = cells / f"{unit.key}.csv"
+        if path.exists():
+            return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        done = _run_unit(unit)
+        _atomic_write(path, done.to_csv(index=False))
+        return done
+
+    done_units: dict[str, pd.DataFrame] = {}
+    threads = torch.get_num_threads()
+    if n_jobs > 1:  # units share the cores: one torch thread each
+        torch.set_num_threads(1)
+    with (
+        _progress(progress) as bar,
+        ThreadPoolExecutor(max(1, n_jobs)) as pool,
+        contextlib.ExitStack() as restore,
+    ):
+        restore.callback(torch.set_num_threads, threads)
         task = bar.add_task("comparing", total=len(units))
-        for unit in units:
-            bar.update(task, description=unit.key.replace("__", " "))
-            path = cells / f"{unit.key}.csv"
-            if path.exists():
-                done = pd.read_csv(path, keep_default_na=False, na_values=[""])
-            else:
-                done = _run_unit(unit)
-                _atomic_write(path, done.to_csv(index=False))
-            done["predicted"] = done["predicted"].astype(str)
-            predictions.append(done)
-            row = {
-                "method": unit.method,
+        futures = {pool.submit(run, unit): unit for unit in units}
+        for future in as_completed(futures):
+            unit = futures[future]
+            done_units[unit.key] = future.result()
+            bar.update(task, advance=1, description=unit.key.replace("__", " "))
+    kinds = {name: m.kind for name, m in methods().items()}
+    rows, per_class = [], []
+    for unit in units:
+        done = done_units[unit.key]
+        done["predicted"] = done["predicted"].astype(str)
+        keys = {
+            "method": unit.method,
+            "training_set": unit.training.name,
+            "budget": unit.training.budget,
+            "seed": unit.training.seed,
+        }
+        metrics, f1 = scoring.score(done["true"], done["predicted"])
+        rows.append(
+            {
+                **keys,
                 "kind": kinds[unit.method],
-                "training_set": unit.training.name,
-                "budget": unit.training.budget,
-                "seed": unit.training.seed,
                 "n_train": len(unit.train),
+                **metrics,
+                "seconds": float(done["seconds"].iloc[0]) if len(done) else math.nan,
             }
-            scored, classes = _scored(done, unit, truth, cross)
-            if scored is None:
-                metrics, f1 = {}, {}
-            else:
-                metrics, f1 = evaluate_labels(scored["true"], scored["predicted"], classes)
-            row.update(metrics)
-            row["seconds"] = float(done["seconds"].iloc[0]) if len(done) else math.nan
-            rows.append(row)
-            per_class += [
-                {**{k: row[k] for k in ("method", "training_set", "budget", "seed")},
-                 "cell_type": c, "f1": v}
-                for c, v in f1.items()
-            ]  # fmt: skip
-            bar.advance(task)
+        )
+        per_class += [{**keys, "cell_type": c, "f1": v} for c, v in f1.items()]
     table = pd.DataFrame(rows)
-    return table, pd.DataFrame(per_class), pd.concat(predictions, ignore_index=True)
+    predictions = pd.concat([done_units[unit.key] for unit in units], ignore_index=True)
+    return table, pd.DataFrame(per_class, columns=[*keys, "cell_type", "f1"]), predictions
 
 
 def _run_unit(unit: _Unit) -> pd.DataFrame:
@@ -361,18 +380,19 @@ def _run_unit(unit: _Unit) -> pd.DataFrame:
     )
 
 
-def _scored(done: pd.DataFrame, unit: _Unit, truth: dict, cross: bool):
-    """Predictions and class list to score them against (None when there is no truth)."""
-    if not cross:
-        return done, truth[unit.training.seed][2]
-    if not truth["truth"]:
-        return None, None
-    label_map = truth["label_map"]
-    query_classes = truth["truth"][0][2]
-    scored = done.copy()
-    if label_map:
-        scored["predicted"] = scored["predicted"].map(lambda p: label_map.get(p, p))
-    return scored, query_classes
+@dataclass(frozen=True)
+class _Scoring:
+    """How calls are scored: against which types, after mapping reference names."""
+
+    classes: np.ndarray | None  # None: the test cells have no labels
+    label_map: dict[str, str] = field(default_factory=dict)
+
+    def score(self, true: pd.Series, predicted: pd.Series):
+        if self.classes is None:
+            return {}, {}
+        if self.label_map:
+            predicted = predicted.map(lambda p: self.label_map.get(p, p))
+        return evaluate_labels(true, predicted, self.classes)
 
 
 def _write(out, table, per_class, predictions, settings, chosen):

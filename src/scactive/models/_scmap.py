@@ -1,7 +1,8 @@
 """scmap-cluster and scmap-cell (Kiselev, Yiu & Hemberg, Nature Methods 2018), in Python.
 
 Both follow the R package's ``scmapCluster`` and ``scmapCell``/``scmapCell2Cluster`` on the
-log-normalised expression of the feature genes; scmap-cell searches its neighbours exactly
+log-normalised expression of the genes given, after scmap's own gene selection
+(``selectFeatures``, :func:`scmap_features`); scmap-cell searches its neighbours exactly
 (scikit-learn, cosine, brute force) instead of scmap's product-quantised approximation.
 """
 
@@ -23,7 +24,51 @@ from ._baselines import (
 )
 
 
-class ScmapCluster(BaselineAnnotator):
+def scmap_features(X: Matrix, n_features: int | None = 500) -> np.ndarray:
+    """Columns scmap's ``selectFeatures`` keeps: more dropouts than their expression predicts.
+
+    Following scmap's ``linearModel``: genes detected in some but not all cells; a linear fit
+    of log2(% of cells where the gene is 0) on its mean log expression; the ``n_features``
+    genes with the largest residuals (sorted column positions). ``None``, or at least as many
+    genes as there are, keeps every column.
+    """
+    n_genes = X.shape[1]
+    if n_features is None or n_features >= n_genes:
+        return np.arange(n_genes)
+    zeros = np.zeros(n_genes)
+    total = np.zeros(n_genes)
+    for _, block in iter_chunks(X):
+        zeros += (block == 0).sum(axis=0)
+        total += block.sum(axis=0, dtype=np.float64)
+    dropout = 100 * zeros / X.shape[0]
+    usable = np.flatnonzero((dropout > 0) & (dropout < 100))
+    if len(usable) <= n_features:
+        return usable if len(usable) else np.arange(n_genes)
+    expression = total[usable] / X.shape[0]
+    log_dropout = np.log2(dropout[usable])
+    slope, intercept = np.polyfit(expression, log_dropout, 1)
+    residuals = log_dropout - (slope * expression + intercept)
+    top = np.argsort(-residuals, kind="stable")[:n_features]
+    return np.sort(usable[top])
+
+
+class _ScmapAnnotator(BaselineAnnotator):
+    """Shared by both scmap methods: fit and predict on scmap's selected genes only."""
+
+    n_features: int | None
+
+    def _fit(self, X: Matrix, codes: np.ndarray) -> None:
+        self.features_ = scmap_features(X, self.n_features)
+        self._fit_selected(X[:, self.features_], codes)
+
+    def _check_query(self, X):
+        return super()._check_query(X)[:, self.features_]
+
+    def _fit_selected(self, X: Matrix, codes: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class ScmapCluster(_ScmapAnnotator):
     """scmap-cluster: project cells onto the median profiles of the reference types.
 
     The centroid of a type is the median log expression of its reference cells (scmap's
@@ -43,11 +88,16 @@ class ScmapCluster(BaselineAnnotator):
     ----------
     threshold
         Minimum similarity of an assignment (scmap's default 0.7).
+    n_features
+        Genes kept by scmap's selection (:func:`scmap_features`; scmap's default 500);
+        ``None`` uses every gene given.
 
     Attributes
     ----------
     classes_
         The reference types, sorted.
+    features_
+        Positions of the selected genes among the columns given.
     centroids_
         Median log expression of each type, types x genes.
 
@@ -59,10 +109,11 @@ class ScmapCluster(BaselineAnnotator):
     the kept centroids when all are 0).
     """
 
-    def __init__(self, threshold: float = 0.7) -> None:
+    def __init__(self, threshold: float = 0.7, n_features: int | None = 500) -> None:
         self.threshold = threshold
+        self.n_features = n_features
 
-    def _fit(self, X: Matrix, codes: np.ndarray) -> None:
+    def _fit_selected(self, X: Matrix, codes: np.ndarray) -> None:
         centroids = np.zeros((len(self.classes_), X.shape[1]))
         for k in range(len(self.classes_)):
             cells = np.flatnonzero(codes == k)
@@ -134,7 +185,7 @@ class ScmapCluster(BaselineAnnotator):
         return out
 
 
-class ScmapCell(BaselineAnnotator):
+class ScmapCell(_ScmapAnnotator):
     """scmap-cell: the labels of a cell's nearest reference cells by cosine similarity.
 
     The reference cells are indexed once with scikit-learn's
@@ -152,11 +203,16 @@ class ScmapCell(BaselineAnnotator):
         Leading neighbours that must agree (scmap's ``w`` of ``scmapCell2Cluster``, 3).
     threshold
         Cosine similarity the best of those neighbours must exceed (scmap's 0.5).
+    n_features
+        Genes kept by scmap's selection (:func:`scmap_features`; scmap's default 500);
+        ``None`` uses every gene given.
 
     Attributes
     ----------
     classes_
         The reference types, sorted.
+    features_
+        Positions of the selected genes among the columns given.
     index_
         The fitted ``NearestNeighbors`` over the reference cells.
 
@@ -168,12 +224,19 @@ class ScmapCell(BaselineAnnotator):
     (clipped at 0; an unweighted vote when all are 0).
     """
 
-    def __init__(self, n_neighbors: int = 10, n_agree: int = 3, threshold: float = 0.5) -> None:
+    def __init__(
+        self,
+        n_neighbors: int = 10,
+        n_agree: int = 3,
+        threshold: float = 0.5,
+        n_features: int | None = 500,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.n_agree = n_agree
         self.threshold = threshold
+        self.n_features = n_features
 
-    def _fit(self, X: Matrix, codes: np.ndarray) -> None:
+    def _fit_selected(self, X: Matrix, codes: np.ndarray) -> None:
         if self.n_neighbors < 1 or self.n_agree < 1:
             raise ValueError(
                 f"n_neighbors={self.n_neighbors} and n_agree={self.n_agree}; both must be >= 1."
