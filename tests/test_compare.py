@@ -173,6 +173,26 @@ def test_other_data_than_the_simulation_is_refused(compared, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_foreign_output_folder_and_other_labels_are_refused(cells, compared, tmp_path):
+    sim, _ = compared
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("my notes")
+    with pytest.raises(InputError, match="not empty and holds no scactive run"):
+        comparison.compare(
+            cells, label_key="cell_type", out=foreign, methods=("logreg",),
+            from_simulation=sim, progress=False,
+        )  # fmt: skip
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    relabeled = cells.copy()
+    relabeled.obs["other"] = relabeled.obs["cell_type"]
+    with pytest.raises(InputError, match="used 'cell_type'"):
+        comparison.compare(
+            relabeled, label_key="other", out=tmp_path / "y", methods=("logreg",),
+            from_simulation=sim, progress=False,
+        )  # fmt: skip
+
+
 def test_unknown_or_unavailable_method_is_a_clear_error(monkeypatch):
     with pytest.raises(InputError, match="Unknown method 'scmap'.*scmap-cell"):
         comparison.resolve_methods(["scmap"])

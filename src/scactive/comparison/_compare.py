@@ -133,6 +133,8 @@ def compare(
     if any(b < 1 for b in budgets):
         raise InputError(f"budgets={budgets}; each must be a whole number >= 1.")
     options = data_options or DataOptions()
+    if query is not None or from_simulation is not None:
+        _check_out(out)
     if query is not None:
         units, scoring, settings = _cross_units(
             adata, query, label_key, query_label_key, label_map, options, chosen
@@ -164,7 +166,7 @@ def compare(
             sim_dir = Path(from_simulation)
         run = SimulationRun.load(sim_dir)
         units, scoring, settings, more_notes = _simulation_units(
-            adata, run, chosen, strategies, budgets, model, batch_size
+            adata, run, chosen, strategies, budgets, model, batch_size, label_key
         )
         notes += more_notes
     settings.update(methods=chosen, budgets=budgets, strategies=list(strategies), notes=notes)
@@ -184,13 +186,28 @@ def _simulate_options(options: DataOptions) -> dict:
     return {k: getattr(options, k) for k in keep}
 
 
-def _simulation_units(adata, run, chosen, strategies, budgets, model, batch_size):
+def _check_out(out: Path) -> None:
+    """Refuse a folder holding files of something else than a comparison or a simulation."""
+    ours = any((out / name).exists() for name in ("comparison.json", "config.json"))
+    if out.exists() and any(out.iterdir()) and not ours:
+        raise InputError(
+            f"The output folder '{out}' is not empty and holds no scactive run. Choose a new "
+            "or empty --out folder."
+        )
+
+
+def _simulation_units(adata, run, chosen, strategies, budgets, model, batch_size, given_key):
     config = run.config
     label_key = config["label_key"]
     if label_key not in adata.obs:
         raise InputError(
             f"The simulation in '{run.path}' used label_key={label_key!r}, which is not an obs "
             f"column of this data; obs columns: {list(adata.obs.columns)}."
+        )
+    if given_key not in (None, label_key):
+        raise InputError(
+            f"label_key={given_key!r}, but the simulation in '{run.path}' used "
+            f"{label_key!r}; the comparison scores the same labels as the simulation."
         )
     model = model or config["models"][0]
     batch_size = batch_size or min(config["batch_sizes"])
