@@ -14,6 +14,7 @@ from scactive.models import (
     BASELINES,
     UNASSIGNED,
     Chetah,
+    KNNTransfer,
     ScmapCluster,
     _baselines,
     make_baseline,
@@ -265,3 +266,19 @@ def test_logreg_feature_selection_keeps_the_markers():
     assert (model.predict(X_test) == y_test).mean() >= 0.95
     everything = make_baseline("logreg", feature_selection=True, top_genes=N_GENES).fit(X, y)
     assert len(everything.genes_) == N_GENES
+
+
+def test_knn_transfer_small_unbalanced_reference():
+    # 4 cells of each type plus 40 more of T0: on PCs fitted to 56 cells, the reference cells
+    # sit far out and query cells near the centre; without the unit-length scaling, the big
+    # type's cells are the nearest neighbours of many cells of other types
+    X, y = log_expression(TYPES, 4, seed=3)
+    X_big, y_big = log_expression({"T0": TYPES["T0"]}, 40, seed=4)
+    X, y = np.vstack([X, X_big]), np.concatenate([y, y_big])
+    X_test, y_test = log_expression(TYPES, 40, seed=5)
+    accuracy = {
+        l2: np.mean(KNNTransfer(l2_norm=l2).fit(X, y).predict(X_test) == y_test)
+        for l2 in (True, False)
+    }
+    assert accuracy[True] >= 0.95
+    assert accuracy[False] < accuracy[True] - 0.1

@@ -8,6 +8,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import NearestNeighbors
+from sklearn.preprocessing import normalize
 
 from ._baselines import (
     UNASSIGNED,
@@ -57,7 +58,10 @@ class KNNTransfer(_ProbaAnnotator):
     1. every gene is scaled with the reference mean and standard deviation and clipped above
        at 10 (``ScaleData``); the reference is reduced to ``n_pcs`` principal components
        (scikit-learn, randomized; at most ``n_ref - 1``); query cells get the same scaling
-       and projection;
+       and projection; with ``l2_norm`` (Seurat's default in ``FindTransferAnchors``) every
+       cell's coordinates are scaled to unit length, so that reference cells, which sit
+       further out on their own components than projected query cells do, are compared with
+       the query on direction alone;
     2. each query cell's ``n_neighbors`` nearest reference cells (Euclidean in PC space; all
        of them if the reference is smaller) are weighted as in Seurat's ``FindWeights``:
        with distances ``d_1 <= ... <= d_k``, ``w_i = 1 - exp(-(1 - d_i / d_k) / (2 s^2))``
@@ -74,6 +78,11 @@ class KNNTransfer(_ProbaAnnotator):
         Reference neighbours per query cell (Seurat's ``k.weight``).
     threshold
         ``None`` (every cell gets a type) or the minimum ``predict_score`` of a call.
+    l2_norm
+        Scale every cell's principal coordinates to unit length before the neighbour search.
+        Without it, small references (a few hundred cells) fail: their cells lie far out on
+        components fitted to them, query cells project near the centre, and every query
+        cell gets the same few nearest reference cells.
     random_state
         Seed of the randomized PCA.
 
@@ -94,11 +103,13 @@ class KNNTransfer(_ProbaAnnotator):
         n_pcs: int = 30,
         n_neighbors: int = 30,
         threshold: float | None = None,
+        l2_norm: bool = True,
         random_state: int | None = 0,
     ) -> None:
         self.n_pcs = n_pcs
         self.n_neighbors = n_neighbors
         self.threshold = threshold
+        self.l2_norm = l2_norm
         self.random_state = random_state
 
     def _fit(self, X: Matrix, codes: np.ndarray) -> None:
@@ -112,15 +123,20 @@ class KNNTransfer(_ProbaAnnotator):
             scaled[where] = standardise(block, self.mean_, self.sd_)
         n_pcs = max(1, min(self.n_pcs, X.shape[0] - 1, X.shape[1]))
         self.pca_ = PCA(n_pcs, svd_solver="randomized", random_state=self.random_state)
-        embedding = self.pca_.fit_transform(scaled)
+        embedding = self._normalised(self.pca_.fit_transform(scaled))
         self.k_ = min(self.n_neighbors, X.shape[0])
         self.index_ = NearestNeighbors(n_neighbors=self.k_).fit(embedding)
         self.codes_ = codes
 
+    def _normalised(self, embedding: np.ndarray) -> np.ndarray:
+        return normalize(embedding) if self.l2_norm else embedding
+
     def _proba(self, X: Matrix) -> np.ndarray:
         out = np.zeros((X.shape[0], len(self.classes_)))
         for where, block in iter_chunks(X):
-            embedding = self.pca_.transform(standardise(block, self.mean_, self.sd_))
+            embedding = self._normalised(
+                self.pca_.transform(standardise(block, self.mean_, self.sd_))
+            )
             distance, index = self.index_.kneighbors(embedding)
             kth = distance[:, -1:]
             proximity = np.divide(distance, kth, out=np.zeros_like(distance), where=kth > 0)
