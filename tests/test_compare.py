@@ -230,6 +230,9 @@ def test_cross_dataset_on_shared_genes_with_a_label_map(tmp_path):
     predictions = pd.read_csv(tmp_path / "cross" / "predictions.csv")
     assert set(predictions["predicted"]) <= {"type0", "type1", "type2", "unassigned"}
     assert (tmp_path / "cross" / "report.html").is_file()
+    assert list(pd.read_csv(tmp_path / "cross" / "left_out.csv").columns) == [
+        "cell", "reason", "label", "dataset"
+    ]
 
 
 def test_cli_compare_and_its_errors(tmp_path):

@@ -102,7 +102,7 @@ def prepare(
     if (~keep).any():
         counts = left_out["reason"].value_counts()
         logger.warning(
-            "Left out %d of %d cells (listed in split.csv): %s",
+            "Left out %d of %d cells (listed with the reason in the output folder): %s",
             (~keep).sum(),
             len(keep),
             "; ".join(f"{reason}: {n}" for reason, n in counts.items()),

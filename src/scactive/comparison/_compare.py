@@ -136,9 +136,11 @@ def compare(
     if query is not None or from_simulation is not None:
         _check_out(out)
     if query is not None:
-        units, scoring, settings = _cross_units(
+        units, scoring, settings, left_out = _cross_units(
             adata, query, label_key, query_label_key, label_map, options, chosen
         )
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
         sim_dir = None
     else:
         if from_simulation is None:
@@ -299,7 +301,11 @@ def _cross_units(adata, query, label_key, query_label_key, label_map, options, c
         "query_sha256": qry.checksum,
     }
     classes = None if query_labels is None else np.unique(query_labels)
-    return units, _Scoring(classes, label_map or {}), settings
+    left_out = pd.concat(
+        [ref.left_out.assign(dataset="reference"), qry.left_out.assign(dataset="query")],
+        ignore_index=True,
+    )
+    return units, _Scoring(classes, label_map or {}), settings, left_out
 
 
 def _by_symbol(adata: ad.AnnData) -> ad.AnnData:

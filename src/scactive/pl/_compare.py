@@ -71,19 +71,23 @@ def comparison_scores(
     offsets = np.linspace(-0.2, 0.2, max(table["method"].nunique(), 1))
     for offset, (method, rows) in zip(offsets, table.groupby("method", sort=False), strict=True):
         stats = rows.groupby(["training_set", "budget"])[metric].agg(["mean", "min", "max"])
-        stats = stats.reindex(order)
+        mean, low, high = stats.reindex(order).to_numpy(dtype=float).T
         marker = _KIND_MARKERS.get(kinds.get(method) if kinds is not None else None, "o")
-        ax.errorbar(
-            xs + offset,
-            stats["mean"],
-            yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-            color=palette[method],
-            marker=marker,
-            markersize=5,
-            linewidth=1.2,
-            capsize=2,
-            label=method,
-        )
+        names = np.array([name for name, _ in order], dtype=object)
+        # one line per training-set family (a strategy's budgets); families are not joined
+        for i, name in enumerate(dict.fromkeys(names)):
+            part = names == name
+            ax.errorbar(
+                xs[part] + offset,
+                mean[part],
+                yerr=[(mean - low)[part], (high - mean)[part]],
+                color=palette[method],
+                marker=marker,
+                markersize=5,
+                linewidth=1.2,
+                capsize=2,
+                label=method if i == 0 else None,
+            )
     ax.set_xticks(xs, [_set_label(name, budget) for name, budget in order], fontsize="small")
     ax.set_xlabel("Training set")
     ax.set_ylabel(metric_label(metric))
@@ -153,8 +157,10 @@ def confusion_matrices(
     if rows.empty:
         raise InputError(f"No labeled predictions for {methods} on {training_set} ({budget}).")
     true_types = sorted(rows["true"].astype(str).unique(), key=natural_key)
-    calls = sorted(set(rows["predicted"].astype(str)) - set(true_types), key=natural_key)
-    columns = true_types + calls
+    called = set(rows["predicted"].astype(str))
+    calls = sorted(called - set(true_types), key=natural_key)
+    # calls in another vocabulary (cross-dataset, unmapped) get no empty true-type columns
+    columns = (true_types if called & set(true_types) else []) + calls
     fig = new_figure(
         1, len(methods), panel=(0.42 * len(columns) + 1.8, 0.42 * len(true_types) + 1.6)
     )
@@ -175,8 +181,8 @@ def confusion_matrices(
         ax.set_yticks(range(len(true_types)), true_types, fontsize="small")
         ax.set_xlabel("Call")
         ax.set_title(method, fontsize="medium")
-        if len(true_types) < len(columns):
-            ax.axvline(len(true_types) - 0.5, color="grey", linewidth=0.8)
+        if 0 < len(columns) - len(calls) < len(columns):
+            ax.axvline(len(columns) - len(calls) - 0.5, color="grey", linewidth=0.8)
     axes[0].set_ylabel("True type")
     fig.colorbar(image, ax=list(axes), label="Fraction of the true type", shrink=0.8)
     return fig

@@ -54,7 +54,9 @@ def section(folder: Path, writer) -> str:
         parts.append(
             f"<p>Cross-dataset: every method was trained on all usable reference cells and "
             f"annotated the query, on the {_html.esc(settings.get('shared_genes'))} genes the "
-            f"two datasets share.</p>"
+            f"two datasets share. Calls outside the query's types (<em>unassigned</em>, an "
+            f"intermediate type, or a reference type the label map does not cover) count as "
+            f"wrong and are counted in <em>unassigned</em>.</p>"
         )
     else:
         parts.append(
