@@ -168,8 +168,11 @@ def test_logreg_skips_mc_dropout_strategies(adata, tmp_path):
 
 @pytest.mark.parametrize("baseline", ["scmap-cluster", "scmap-cell", "chetah", "knn-transfer"])
 def test_baselines_serve_as_learners_in_the_loop(adata, baseline):
+    # 5 rounds of 6 end with 42 labeled cells, more than knn-transfer's 30 neighbours
     table = simulate(
-        adata, label_key="cell_type", **{**FAST, "models": [baseline], "strategies": ["entropy"]}
+        adata,
+        label_key="cell_type",
+        **{**FAST, "models": [baseline], "strategies": ["entropy"], "n_rounds": 5},
     )
     assert set(table["strategy"]) == {"entropy", "ceiling"}
     # planted, well-separated types: the baseline learns them from the labeled cells
