@@ -276,3 +276,29 @@ def test_evaluate_labels_counts_unassigned_as_wrong():
     assert metrics["accuracy"] == 0.5
     assert metrics["frac_unassigned"] == 0.5
     assert f1 == {"A": pytest.approx(2 / 3), "B": pytest.approx(2 / 3)}
+
+
+def test_cli_tool_failure_is_a_message_and_the_finished_runs_are_kept(tmp_path, monkeypatch):
+    from scactive._errors import ToolError
+
+    path = tmp_path / "cells.h5ad"
+    make_counts(n_cells=150, n_genes=300).write_h5ad(path)
+    real = comparison._compare.run_method
+
+    def fails_for_logreg(name, *args, **kwargs):
+        if name == "logreg":
+            raise ToolError("planted failure (R said: no)")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(comparison._compare, "run_method", fails_for_logreg)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        ["compare", str(path), "--label-key", "cell_type", "--min-genes", "0", "--seeds", "1",
+         "--n-top-genes", "100", "--n-pcs", "10", "--no-progress", "--budgets", "29",
+         "--strategies", "entropy", "--methods", "scmap-cluster,logreg", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "planted failure (R said: no)" in result.output and "resume" in result.output
+    assert "Traceback" not in result.output
+    assert list((out / "compare_cells").glob("*/scmap-cluster__*.csv"))

@@ -10,7 +10,7 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from .._errors import InputError
+from .._errors import InputError, ToolError
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
@@ -139,6 +139,13 @@ def compare(
             )
     except InputError as err:
         fail(err)
+    except ToolError as err:  # a real tool failed on this data: its own message, no traceback
+        console.print(
+            f"[bold red]Error:[/] {err}\nThe method runs that finished are kept; run the same "
+            "command again to resume, or leave this method out with --methods.",
+            highlight=False,
+        )
+        raise typer.Exit(code=1) from None
     console.print(
         f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {table['method'].nunique()} "
         f"methods, {len(table)} rows. Table: [bold]{out / 'comparison.csv'}[/]; report: "

@@ -349,10 +349,14 @@ def _run_units(units, scoring, out, settings, progress, n_jobs):
         restore.callback(torch.set_num_threads, threads)
         task = bar.add_task("comparing", total=len(units))
         futures = {pool.submit(run, unit): unit for unit in units}
-        for future in as_completed(futures):
-            unit = futures[future]
-            done_units[unit.key] = future.result()
-            bar.update(task, advance=1, description=unit.key.replace("__", " "))
+        try:
+            for future in as_completed(futures):
+                unit = futures[future]
+                done_units[unit.key] = future.result()
+                bar.update(task, advance=1, description=unit.key.replace("__", " "))
+        except BaseException:  # a failure or an interrupt: start nothing more
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     kinds = {name: m.kind for name, m in methods().items()}
     rows, per_class = [], []
     for unit in units:
