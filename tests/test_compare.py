@@ -210,9 +210,9 @@ def test_cross_dataset_on_shared_genes_with_a_label_map(tmp_path):
     reference = cells[:240].copy()
     # other cells of the same kind; the last 20 genes (no markers) are missing
     query = cells[240:, :280].copy()
-    query.obs["truth"] = query.obs["cell_type"].map(
-        {"type0": "A", "type1": "B", "type2": "B"}
-    ).astype(str)
+    query.obs["truth"] = (
+        query.obs["cell_type"].map({"type0": "A", "type1": "B", "type2": "B"}).astype(str)
+    )
     with pytest.warns(UserWarning, match="280 genes the two datasets share"):
         table = comparison.compare(
             reference,
@@ -231,7 +231,10 @@ def test_cross_dataset_on_shared_genes_with_a_label_map(tmp_path):
     assert set(predictions["predicted"]) <= {"type0", "type1", "type2", "unassigned"}
     assert (tmp_path / "cross" / "report.html").is_file()
     assert list(pd.read_csv(tmp_path / "cross" / "left_out.csv").columns) == [
-        "cell", "reason", "label", "dataset"
+        "cell",
+        "reason",
+        "label",
+        "dataset",
     ]
 
 

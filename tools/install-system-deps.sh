@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages for the real-tool adapters of `scactive compare` (R, Seurat, SingleR, scran).
+# Debian packages for the real-tool adapters of `scactive compare` (R, Seurat, SingleR, scran)
+# and for the browser test of `scactive annotate` (Chromium, driven by Playwright).
 # Installs only what is missing; without root or apt-get it says what to install and goes on
-# (the adapters' tests then skip, naming the missing package).
+# (the adapters' and the browser tests then skip, naming the missing package).
 set -euo pipefail
-packages=(r-base-core r-cran-seurat r-bioc-singler r-bioc-scran)
+packages=(r-base-core r-cran-seurat r-bioc-singler r-bioc-scran chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

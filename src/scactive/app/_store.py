@@ -1,0 +1,456 @@
+"""The SQLite store of an annotation session: answers, vocabulary, rounds and the cached UMAP.
+
+Durability
+----------
+The file runs in WAL mode with ``synchronous=FULL``: every commit is fsynced to the write-ahead
+log before it returns, so an answer that :meth:`SessionStore.add_answers` returned survives a
+killed process *and* a power cut or OS crash. (``NORMAL`` with WAL survives a killed process
+too but can lose the last commits on power loss; an answer is a person's work and costs one
+fsync of a few hundred bytes, so FULL it is.) Writes run in ``BEGIN IMMEDIATE`` transactions,
+which take the write lock up front: a read that later turns into a write can then never fail
+with "database is locked", and other connections wait up to ``busy_timeout`` instead.
+
+Nothing is deleted: a relabel adds an answer and marks the old one ``superseded_by``, an undo
+marks the answer ``undone`` and re-activates the one it superseded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import InputError
+
+#: Version of the tables below; a file with a higher one is refused.
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
+APPLICATION_ID = 0x73634163
+#: What a person can answer about a cell.
+KINDS = ("label", "unsure", "doublet", "skip")
+#: Where a vocabulary entry came from.
+SOURCES = ("seed", "markers", "user")
+#: Seconds a connection waits for another one's write lock before giving up.
+BUSY_TIMEOUT = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vocabulary (
+    label TEXT PRIMARY KEY,
+    added_at TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('seed', 'markers', 'user'))
+);
+CREATE TABLE IF NOT EXISTS markers (
+    type TEXT NOT NULL,
+    gene TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (type, gene)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cell TEXT NOT NULL,
+    label TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('label', 'unsure', 'doublet', 'skip')),
+    round INTEGER NOT NULL,
+    strategy TEXT,
+    origin TEXT NOT NULL CHECK (origin IN ('seed', 'user')),
+    answered_at TEXT NOT NULL,
+    supersedes INTEGER REFERENCES answers (id),
+    superseded_by INTEGER REFERENCES answers (id),
+    undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
+    undone_at TEXT,
+    CHECK ((kind = 'label') = (label IS NOT NULL))
+);
+-- at most one active answer per cell, enforced by the database itself
+CREATE UNIQUE INDEX IF NOT EXISTS answers_active_cell
+    ON answers (cell) WHERE undone = 0 AND superseded_by IS NULL;
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    strategy TEXT,
+    model TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    n_labeled INTEGER NOT NULL,
+    n_types INTEGER NOT NULL,
+    cv_accuracy REAL,
+    cv_folds INTEGER,
+    cv_model TEXT,
+    learner_seed INTEGER NOT NULL,
+    labels_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    name TEXT PRIMARY KEY,
+    n_cells INTEGER NOT NULL,
+    n_dims INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+_ANSWER_COLUMNS = (
+    "id, cell, label, kind, round, strategy, origin, answered_at, supersedes, superseded_by, "
+    "undone, undone_at"
+)
+_ACTIVE = "undone = 0 AND superseded_by IS NULL"
+_CURRENT_ROUND = "(SELECT COALESCE(MAX(round) + 1, 0) FROM rounds)"
+
+
+class SessionError(InputError):
+    """A request the session refuses (bad cell, label or argument); the message says why."""
+
+
+class UnknownCellError(SessionError, KeyError):
+    """A cell id that is not in the data."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def now() -> str:
+    """The time in UTC, ISO 8601 with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SessionStore:
+    """One connection to a session file, shared by the threads of one :class:`Session`.
+
+    A lock serialises the use of the connection within the process; other connections (other
+    ``SessionStore`` objects, other processes) are kept apart by SQLite's own locking.
+
+    Parameters
+    ----------
+    path
+        The session file. Created (with its folder) when missing; an existing file must be a
+        scactive session of this or an older schema, anything else is refused untouched.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self._lock = threading.RLock()
+        self._conn = _connect(self.path)
+
+    # -- connection ---------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection (the store cannot be used afterwards)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding the database's write lock from its first statement."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: a consistent snapshot over several statements."""
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise InputError(f"The session store '{self.path}' is closed; open it again.")
+        return self._conn
+
+    # -- meta, embeddings, vocabulary, markers -------------------------------------------
+    def meta(self) -> dict[str, str]:
+        """The key/value metadata ({} for a session not initialised yet)."""
+        with self._read() as conn:
+            return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, **items: object) -> None:
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, str(v)) for k, v in items.items()],
+            )
+
+    def initialize(
+        self,
+        meta: dict[str, object],
+        *,
+        embeddings: dict[str, np.ndarray],
+        seeds: Sequence[tuple[str, str]] = (),
+        vocabulary: Sequence[tuple[str, str]] = (),
+    ) -> bool:
+        """Write a new session's metadata, cached embeddings, seed answers and vocabulary.
+
+        All in one transaction. Returns False (writing nothing) when another process has
+        initialised the file in the meantime.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'dataset_checksum'").fetchone():
+                return False
+            stamp = now()
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [(k, str(v)) for k, v in meta.items()] + [("created", stamp)],
+            )
+            for name, values in embeddings.items():
+                values = np.ascontiguousarray(values, dtype=np.float32)
+                conn.execute(
+                    "INSERT OR REPLACE INTO embeddings (name, n_cells, n_dims, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (name, values.shape[0], values.shape[1], values.tobytes()),
+                )
+            _add_vocabulary(conn, vocabulary, stamp)
+            conn.executemany(
+                "INSERT INTO answers (cell, label, kind, round, strategy, origin, answered_at) "
+                "VALUES (?, ?, 'label', 0, 'seed', 'seed', ?)",
+                [(cell, label, stamp) for cell, label in seeds],
+            )
+        return True
+
+    def embedding(self, name: str) -> np.ndarray | None:
+        """A cached embedding (cells x dims, float32), or None."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT n_cells, n_dims, data FROM embeddings WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            return None
+        n_cells, n_dims, data = row
+        return np.frombuffer(data, dtype=np.float32).reshape(n_cells, n_dims).copy()
+
+    def add_vocabulary(self, labels: Iterable[str], source: str) -> list[str]:
+        """Add labels not in the vocabulary yet; returns the ones added."""
+        with self._write() as conn:
+            return _add_vocabulary(conn, [(label, source) for label in labels], now())
+
+    def vocabulary(self) -> list[dict]:
+        """Every label, in the order it was added, with when and from where."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT label, added_at, source FROM vocabulary ORDER BY rowid"
+            ).fetchall()
+        return [dict(label=r[0], added_at=r[1], source=r[2]) for r in rows]
+
+    def add_markers(self, markers: dict[str, list[str]]) -> None:
+        """Record marker genes per type and add the types to the vocabulary (source markers)."""
+        with self._write() as conn:
+            stamp = now()
+            conn.executemany(
+                "INSERT OR IGNORE INTO markers (type, gene, added_at) VALUES (?, ?, ?)",
+                [(t, g, stamp) for t, genes in markers.items() for g in genes],
+            )
+            _add_vocabulary(conn, [(t, "markers") for t in markers], stamp)
+
+    def markers(self) -> dict[str, list[str]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT type, gene FROM markers ORDER BY rowid").fetchall()
+        out: dict[str, list[str]] = {}
+        for cell_type, gene in rows:
+            out.setdefault(cell_type, []).append(gene)
+        return out
+
+    # -- answers ---------------------------------------------------------------------------
+    def add_answers(
+        self, rows: Sequence[tuple[str, str | None, str, str | None]]
+    ) -> tuple[list[int], list[str]]:
+        """Record answers ``(cell, label, kind, strategy)`` in one transaction.
+
+        A cell with an active answer is relabeled: the new answer supersedes the old one.
+        Labels not in the vocabulary are added to it (source ``user``). Returns the new answer
+        ids and the labels added to the vocabulary. The rows must be validated already.
+        """
+        ids: list[int] = []
+        with self._write() as conn:
+            stamp = now()
+            added = _add_vocabulary(
+                conn, [(label, "user") for _, label, kind, _ in rows if kind == "label"], stamp
+            )
+            for cell, label, kind, strategy in rows:
+                old = conn.execute(
+                    f"SELECT id FROM answers WHERE cell = ? AND {_ACTIVE}", (cell,)
+                ).fetchone()
+                if old is not None:  # deactivate first: one active answer per cell, always
+                    conn.execute("UPDATE answers SET superseded_by = -1 WHERE id = ?", old)
+                new = conn.execute(
+                    "INSERT INTO answers (cell, label, kind, round, strategy, origin, "
+                    f"answered_at, supersedes) VALUES (?, ?, ?, {_CURRENT_ROUND}, ?, 'user', ?, ?)",
+                    (cell, label, kind, strategy, stamp, None if old is None else old[0]),
+                ).lastrowid
+                if old is not None:
+                    conn.execute("UPDATE answers SET superseded_by = ? WHERE id = ?", (new, old[0]))
+                ids.append(int(new))
+        return ids, added
+
+    def undo(self, answer_id: int | None = None) -> dict | None:
+        """Mark an answer undone and re-activate the one it replaced (if any).
+
+        Without ``answer_id``: the latest active answer given by a person (seed answers from
+        the data's label column are not undone this way; relabel them), or None when there is
+        none. With it: that answer, which must be active (not undone, not superseded).
+        """
+        with self._write() as conn:
+            if answer_id is None:
+                row = conn.execute(
+                    f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE {_ACTIVE} AND origin = 'user' "
+                    "ORDER BY id DESC LIMIT 1"
+                ).fetchone()
+                if row is None:
+                    return None
+            else:
+                row = conn.execute(
+                    f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE id = ?", (answer_id,)
+                ).fetchone()
+                if row is None:
+                    raise SessionError(f"No answer has id {answer_id!r}.")
+            answer = _answer(row)
+            if answer["undone"] or answer["superseded_by"] is not None:
+                state = (
+                    "undone already"
+                    if answer["undone"]
+                    else f"replaced by answer {answer['superseded_by']}"
+                )
+                raise SessionError(f"Answer {answer_id} cannot be undone: it was {state}.")
+            stamp = now()
+            conn.execute(
+                "UPDATE answers SET undone = 1, undone_at = ? WHERE id = ?", (stamp, answer["id"])
+            )
+            if answer["supersedes"] is not None:
+                conn.execute(
+                    "UPDATE answers SET superseded_by = NULL WHERE id = ?", (answer["supersedes"],)
+                )
+        return {**answer, "undone": 1, "undone_at": stamp}
+
+    def active_answers(self) -> list[dict]:
+        """The current answer of every answered cell, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE {_ACTIVE} ORDER BY id"
+            ).fetchall()
+        return [_answer(r) for r in rows]
+
+    def history(self) -> list[dict]:
+        """Every answer ever given, undone and superseded ones included, oldest first."""
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers ORDER BY id").fetchall()
+        return [_answer(r) for r in rows]
+
+    # -- rounds ----------------------------------------------------------------------------
+    def current_round(self) -> int:
+        """The round new answers belong to: one past the last training round (0 at first)."""
+        with self._read() as conn:
+            return int(conn.execute(f"SELECT {_CURRENT_ROUND}").fetchone()[0])
+
+    def record_round(self, **row: object) -> int:
+        """Record a training round as the next round number; returns that number."""
+        with self._write() as conn:
+            round_ = int(conn.execute(f"SELECT {_CURRENT_ROUND}").fetchone()[0])
+            columns = ["round", *row]
+            conn.execute(
+                f"INSERT INTO rounds ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})",
+                [round_, *row.values()],
+            )
+        return round_
+
+    def rounds(self) -> list[dict]:
+        with self._read() as conn:
+            cursor = conn.execute("SELECT * FROM rounds ORDER BY round")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) a session file, refusing files that are not scactive sessions."""
+    if path.is_dir():
+        raise InputError(
+            f"The session path '{path}' is a folder; give a file name, e.g. "
+            f"'{path / 'session.scactive'}'."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+    )
+    try:
+        # read-only checks first: nothing is written into a file that is not ours
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        n_tables = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise InputError(
+            f"'{path}' is not a scactive session file (SQLite: {err}). It was left untouched; "
+            "choose another --session file name to start a new session."
+        ) from err
+    if application_id != APPLICATION_ID and (application_id != 0 or n_tables):
+        conn.close()
+        raise InputError(
+            f"'{path}' is an SQLite database but not a scactive session file. It was left "
+            "untouched; choose another --session file name to start a new session."
+        )
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise InputError(
+            f"The session file '{path}' was written by a newer scactive (session schema "
+            f"{version}; this version reads up to {SCHEMA_VERSION}). Upgrade scactive "
+            "(pip install -U scactive) to continue this session."
+        )
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")  # superseded_by = -1 is a transient placeholder
+    if application_id == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # statement by statement: executescript() would commit the transaction
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        conn.execute("COMMIT")
+    return conn
+
+
+def _add_vocabulary(
+    conn: sqlite3.Connection, entries: Iterable[tuple[str, str]], stamp: str
+) -> list[str]:
+    added = []
+    for label, source in entries:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO vocabulary (label, added_at, source) VALUES (?, ?, ?)",
+            (label, stamp, source),
+        )
+        if cursor.rowcount:
+            added.append(label)
+    return added
+
+
+def _answer(row: tuple) -> dict:
+    keys = [k.strip() for k in _ANSWER_COLUMNS.split(",")]
+    return dict(zip(keys, row, strict=True))

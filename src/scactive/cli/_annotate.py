@@ -1,0 +1,270 @@
+"""``scactive query``, ``teach`` and ``export``: an annotation session from the shell.
+
+The session file keeps the answers; ``DATA`` is read again by every command (the file holds
+only its checksum). A round trip::
+
+    scactive query cells.h5ad --session cells.scactive --n 20 > ask.csv
+    # fill a 'label' column in ask.csv (or write cell,label rows), then
+    scactive teach cells.h5ad --session cells.scactive ask.csv
+    scactive export cells.h5ad --session cells.scactive --out annotated.h5ad
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .._errors import InputError
+from . import _options as opt
+from . import app, console, fail, setup_logging
+
+SessionFile = Annotated[
+    Path,
+    typer.Option(
+        "--session", "-s", help="The session file (SQLite); created on first use, then resumed."
+    ),
+]
+Markers = Annotated[
+    Path | None,
+    typer.Option(help="Marker genes: CSV/TSV with columns type,gene, or JSON {type: [genes]}."),
+]
+Learner = Annotated[
+    str | None,
+    typer.Option(help="Learner preset (mlp2, logreg, ...); default: the session's, else mlp2."),
+]
+Seed = Annotated[int | None, typer.Option(help="Random seed; default: the session's, else 0.")]
+SeedLabels = Annotated[
+    str | None,
+    typer.Option(
+        "--label-key",
+        "-l",
+        help="New sessions: obs column whose known labels become the first answers.",
+    ),
+]
+
+#: Rows of a bad answers file quoted in the error message.
+SHOW_PROBLEMS = 5
+
+
+def _open(data, session, *, label_key, markers, learner, seed, layer, use_raw, transpose):
+    from .. import io
+    from ..app import open_session, read_markers
+
+    adata = io.read(data, transpose=transpose)
+    return open_session(
+        adata,
+        session,
+        label_key=label_key,
+        markers=read_markers(markers) if markers is not None else None,
+        model=learner,
+        seed=seed,
+        layer=layer,
+        use_raw=use_raw,
+    )
+
+
+@app.command()
+def query(
+    data: opt.Data,
+    session: SessionFile,
+    n: Annotated[int, typer.Option("--n", "-n", help="Cells to ask about.")] = 20,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="Query strategy once two types are labeled: entropy, margin, "
+            "least-confidence, random, qbc, bald, diversity, wkmc."
+        ),
+    ] = "entropy",
+    label_key: SeedLabels = None,
+    markers: Markers = None,
+    learner: Learner = None,
+    seed: Seed = None,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Print the next cells to label as CSV on stdout (retrains first when labels changed).
+
+    Columns: cell, strategy, then predicted and confidence once a model is trained, then
+    umap1, umap2. Until two cell types are labeled the cells spread across clusters.
+    """
+    setup_logging(verbose)
+    try:
+        with _open(
+            data,
+            session,
+            label_key=label_key,
+            markers=markers,
+            learner=learner,
+            seed=seed,
+            layer=layer,
+            use_raw=use_raw,
+            transpose=transpose,
+        ) as s:
+            trained = s.ensure_trained()
+            if trained and not trained.get("restored"):
+                cv = trained["cv_accuracy"]
+                console.print(
+                    f"Trained round {trained['round']} on {trained['n_labeled']} labeled cells "
+                    f"of {trained['n_types']} types; estimated accuracy "
+                    f"{'n/a (a type has one cell)' if cv is None else f'{cv:.1%}'}."
+                )
+            cells = s.next_batch(n, strategy)
+            if not cells:
+                console.print("Every cell has an answer: nothing left to ask.")
+            table = s.embedding().set_index("cell").loc[cells]
+            status = s.status()
+            table.insert(
+                0, "strategy", "cold-start" if len(status["labels_per_type"]) < 2 else strategy
+            )
+            predictions = s.predictions()
+            if len(predictions):
+                predictions = predictions.set_index("cell").loc[cells]
+                table.insert(1, "predicted", predictions["predicted"])
+                table.insert(2, "confidence", predictions["confidence"].round(4))
+    except InputError as err:
+        fail(err)
+    sys.stdout.write(table.to_csv(index_label="cell", float_format="%.4g"))
+
+
+@app.command()
+def teach(
+    data: opt.Data,
+    answers: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV with columns cell,label (optional: kind = label, unsure, doublet or "
+            "skip; strategy). Other columns are ignored, so query's output with a label "
+            "column added will do."
+        ),
+    ],
+    session: SessionFile,
+    label_key: SeedLabels = None,
+    markers: Markers = None,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Record answers from a CSV: all rows or, if any row is bad, none."""
+    setup_logging(verbose)
+    try:
+        rows = _read_answers(answers)
+        with _open(
+            data,
+            session,
+            label_key=label_key,
+            markers=markers,
+            learner=None,
+            seed=None,
+            layer=layer,
+            use_raw=use_raw,
+            transpose=transpose,
+        ) as s:
+            problems = s.validate_answers(rows)
+            if problems:
+                shown = "; ".join(
+                    f"line {i + 2}: {str(err).rstrip('.')}" for i, err in problems[:SHOW_PROBLEMS]
+                )
+                more = len(problems) - SHOW_PROBLEMS
+                raise InputError(
+                    f"'{answers}': {len(problems)} of {len(rows)} rows are invalid, so nothing "
+                    f"was recorded. {shown}{f'; and {more} more' if more > 0 else ''}. Fix "
+                    "these rows and run teach again."
+                )
+            before = set(s.labels()["cell"])
+            vocabulary = {v["label"] for v in s.status()["vocabulary"]}
+            s.answer_many(rows)
+            status = s.status()
+    except InputError as err:
+        fail(err)
+    kinds = Counter(r["kind"] or "label" for r in rows)
+    relabeled = len({r["cell"] for r in rows} & before)
+    new_types = [v["label"] for v in status["vocabulary"] if v["label"] not in vocabulary]
+    typer.echo(
+        f"Recorded {len(rows)} answers from '{answers}' "
+        f"({', '.join(f'{n} {k}' for k, n in kinds.items())}; {relabeled} relabeled cells)."
+    )
+    if new_types:
+        typer.echo(f"New cell types: {', '.join(map(repr, new_types))}.")
+    typer.echo(
+        f"The session has {status['n_labeled']} labeled cells of "
+        f"{len(status['labels_per_type'])} types ({status['n_answered']} answered of "
+        f"{status['n_cells']})."
+    )
+
+
+@app.command("export")
+def export_session(
+    data: opt.Data,
+    session: SessionFile,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The annotated h5ad to write (all cells).")
+    ],
+    csv: Annotated[Path | None, typer.Option(help="Also write the labels as CSV.")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Also write the trained model (joblib).")
+    ] = None,
+    learner: Learner = None,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Write the data with the session's labels and predictions (scactive_* obs columns)."""
+    setup_logging(verbose)
+    try:
+        with _open(
+            data,
+            session,
+            label_key=None,
+            markers=None,
+            learner=learner,
+            seed=None,
+            layer=layer,
+            use_raw=use_raw,
+            transpose=transpose,
+        ) as s:
+            s.ensure_trained()  # predictions for the current labels (when two types are)
+            written = s.export(out, csv, model)
+            status = s.status()
+    except InputError as err:
+        fail(err)
+    typer.echo(
+        f"Wrote {', '.join(str(p) for p in written.values())} "
+        f"({status['n_labeled']} labeled cells of {len(status['labels_per_type'])} types)."
+    )
+
+
+def _read_answers(path: Path) -> list[dict]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"Answers file not found: '{path}'.")
+    sep = "\t" if path.suffix.lower() in {".tsv", ".txt"} else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"Could not read the answers file '{path}': {err}.") from err
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    if not {"cell", "label"} <= set(table.columns):
+        raise InputError(
+            f"The answers file '{path}' needs columns 'cell' and 'label' (optional: 'kind', "
+            f"'strategy'); it has {list(table.columns)}."
+        )
+    if table.empty:
+        raise InputError(f"The answers file '{path}' holds no rows.")
+    rows = []
+    for record in table.to_dict("records"):
+        kind = record.get("kind", "").strip().lower() or "label"
+        label = record["label"] if kind == "label" or record["label"].strip() else None
+        strategy = record.get("strategy", "").strip() or None
+        rows.append(
+            {"cell": record["cell"].strip(), "label": label, "kind": kind, "strategy": strategy}
+        )
+    return rows

@@ -1,0 +1,83 @@
+"""``scactive annotate``: the annotation web app over a session file."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import Annotated
+
+import typer
+
+from .._errors import InputError
+from . import _options as opt
+from . import app, console, fail, setup_logging
+from ._annotate import Learner, Markers, Seed, SeedLabels, SessionFile, _open
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def annotate(
+    data: opt.Data,
+    session: SessionFile,
+    label_key: SeedLabels = None,
+    markers: Markers = None,
+    learner: Learner = None,
+    seed: Seed = None,
+    strategy: Annotated[str, typer.Option(help="Strategy of the first batches.")] = "entropy",
+    batch_size: Annotated[int, typer.Option(help="Cells per batch.")] = 20,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond 127.0.0.1 a token is required.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Token every request must carry (?token= in the address). Generated and "
+            "printed when another host than 127.0.0.1 is served without one."
+        ),
+    ] = None,
+    layer: opt.Layer = None,
+    use_raw: opt.UseRaw = False,
+    transpose: opt.Transpose = False,
+    verbose: opt.Verbose = False,
+) -> None:
+    """Label cells in a local web app; answers are saved in the session file at once."""
+    import uvicorn
+
+    from ..app._server import create_app
+
+    setup_logging(verbose)
+    try:
+        if not 1 <= batch_size <= 500:
+            raise InputError(f"--batch-size {batch_size}; expected a whole number from 1 to 500.")
+        if token is None and not _is_loopback(host):
+            token = secrets.token_urlsafe(24)
+        s = _open(
+            data,
+            session,
+            label_key=label_key,
+            markers=markers,
+            learner=learner,
+            seed=seed,
+            layer=layer,
+            use_raw=use_raw,
+            transpose=transpose,
+        )
+        web = create_app(s, token=token, batch_size=batch_size, strategy=strategy)
+    except InputError as err:
+        fail(err)
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+    address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    console.print(f"Session [bold]{session}[/]: open [bold]{address}[/] (Ctrl+C to stop)")
+    try:
+        uvicorn.run(web, host=host, port=port, log_level="warning")
+    finally:
+        s.close()

@@ -1,0 +1,87 @@
+"""The annotation page in real headless Chromium (Debian's, driven by Playwright).
+
+Set ``SCACTIVE_SCREENSHOT=docs/figures/annotate.png`` to keep the screenshot for the docs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import anndata as ad
+import pytest
+
+from conftest import make_counts
+from test_app_server import _call, _free_port
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"
+)
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def test_label_a_batch_with_the_keyboard_undo_reload_and_export(tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    adata = make_counts(n_cells=150, n_genes=300, n_types=3)
+    data = tmp_path / "cells.h5ad"
+    adata.write_h5ad(data)
+    session, port = tmp_path / "web.scactive", _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "scactive", "annotate", str(data), "--session", str(session),
+         "--port", str(port), "--batch-size", "4", "--markers", str(_markers(tmp_path))],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        first = _call(port, "/api/state")["batch"]
+        truth = adata.obs["cell_type"].astype(str)
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#batch li .evidence h4")
+            vocabulary = _call(port, "/api/state")["vocabulary"]  # from the markers file
+            for cell in first:  # keyboard: the selected cell moves on after each answer
+                page.wait_for_selector(f'#batch li.selected[data-cell="{cell}"]')
+                page.keyboard.press(str(vocabulary.index(truth[cell]) + 1))
+                page.wait_for_selector(f'#batch li.answered[data-cell="{cell}"]')
+            # retraining in the background, then the next batch on the page
+            page.wait_for_function(
+                "cells => !cells.includes(document.querySelector('#batch li').dataset.cell)",
+                arg=first,
+                timeout=60_000,
+            )
+            second = _call(port, "/api/state")["batch"]
+            assert not set(second) & set(first)
+            page.keyboard.press("u")  # unsure about the first cell of the new batch
+            page.wait_for_selector(f'#batch li.answered[data-cell="{second[0]}"]')
+            page.keyboard.press("z")  # undo it
+            page.wait_for_selector(f'#batch li[data-cell="{second[0]}"]:not(.answered)')
+            page.reload()
+            page.wait_for_selector("#batch li .evidence h4")
+            assert "4 of 150 cells labeled" in page.inner_text("#progress")
+            page.click("#export")
+            page.wait_for_function("document.querySelector('#status').textContent.includes('Exported')")
+            page.screenshot(path=tmp_path / "annotate.png", full_page=True)
+            browser.close()
+        if os.environ.get("SCACTIVE_SCREENSHOT"):
+            shutil.copy(tmp_path / "annotate.png", os.environ["SCACTIVE_SCREENSHOT"])
+        result = ad.read_h5ad(session.with_suffix(".h5ad"))
+        labeled = result.obs["scactive_label"].dropna()
+        assert dict(labeled) == {cell: truth[cell] for cell in first}
+        assert result.obs["scactive_predicted"].notna().all()
+        assert (result.obs.loc[first, "scactive_round"] == 0).all()
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def _markers(tmp_path):
+    path = tmp_path / "markers.csv"
+    path.write_text("type,gene\ntype0,G0\ntype0,G1\ntype1,G20\ntype2,G40\n")
+    return path

@@ -1,0 +1,192 @@
+"""The annotation web service: its API, its checks, and a killed server that loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import anndata as ad
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import make_counts
+from scactive.app import open_session
+from scactive.app._server import create_app
+
+
+@pytest.fixture(scope="module")
+def adata():
+    return make_counts(n_cells=150, n_genes=300, n_types=3)
+
+
+@pytest.fixture
+def client(adata, tmp_path):
+    session = open_session(adata, tmp_path / "s.scactive")
+    app = create_app(session, batch_size=6)
+    app.state.trainer.wait(60)
+    with TestClient(app) as test_client:
+        test_client.session = session
+        yield test_client
+    session.close()
+
+
+def _label_batch(client, adata):
+    state = client.get("/api/state").json()
+    truth = adata.obs["cell_type"]
+    for cell in state["batch"]:
+        reply = client.post("/api/answer", json={"cell": cell, "label": str(truth[cell])})
+        assert reply.status_code == 200, reply.text
+    return state["batch"]
+
+
+def test_label_batch_retrains_and_gives_the_next_one(client, adata):
+    first = _label_batch(client, adata)
+    assert len(first) == 6
+    client.app.state.trainer.wait(60)
+    state = client.get("/api/state").json()
+    assert state["n_labeled"] == 6 and state["round"] >= 1
+    assert state["batch"] and not set(state["batch"]) & set(first)
+    assert set(state["pending"]) == set(state["batch"])
+    embedding = client.get("/api/embedding").json()
+    assert len(embedding["cell"]) == adata.n_obs
+    assert sum(label is not None for label in embedding["label"]) == 6
+    assert all(p is not None for p in embedding["predicted"])  # trained on 3 types
+    evidence = client.get(f"/api/cells/{state['batch'][0]}").json()
+    assert len(evidence["predictions"]) == 3 and len(evidence["neighbours"]) == 5
+
+
+def test_undo_relabel_new_type_and_kinds(client, adata):
+    cell = client.get("/api/state").json()["batch"][0]
+    assert client.post("/api/answer", json={"cell": cell, "label": "type0"}).status_code == 200
+    assert client.post("/api/answer", json={"cell": cell, "label": "Brand new"}).status_code == 200
+    state = client.get("/api/state").json()
+    assert "Brand new" in state["vocabulary"]
+    assert state["batch_answers"][cell] == "Brand new"  # relabel
+    client.post("/api/undo", json={})
+    assert client.get("/api/state").json()["batch_answers"][cell] == "type0"
+    client.post("/api/undo", json={})
+    assert cell not in client.get("/api/state").json()["batch_answers"]
+    other = client.get("/api/state").json()["batch"][1]
+    assert client.post("/api/answer", json={"cell": other, "kind": "doublet"}).status_code == 200
+    assert client.get("/api/state").json()["batch_answers"][other] == "doublet"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"cell": "no-such-cell", "label": "B"}, 404, "Unknown cell"),
+        ({"cell": "cell0", "label": "   "}, 422, "empty"),
+        ({"cell": "cell0", "label": "x" * 201}, 422, "200"),
+        ({"cell": "cell0", "kind": "maybe"}, 422, "maybe"),
+        ({"cell": 5, "label": "B"}, 400, "must be text"),
+        ([1, 2], 400, "JSON object"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(client, body, status, message):
+    reply = client.post("/api/answer", json=body)
+    assert reply.status_code == status and message in reply.json()["error"], reply.text
+    assert client.get("/api/state").json()["n_answered"] == 0
+
+
+def test_malformed_body_and_bad_batch_requests(client):
+    reply = client.post("/api/answer", content=b"{not json", headers={"content-type": "x"})
+    assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]
+    reply = client.post("/api/next", json={"strategy": "psychic"})
+    assert reply.status_code == 400 and "entropy" in reply.json()["error"]
+    assert client.post("/api/next", json={"batch_size": 0}).status_code == 400
+    assert client.get("/api/cells/not-a-cell").status_code == 404
+
+
+def test_labels_are_data_not_markup(client):
+    cell = client.get("/api/state").json()["batch"][0]
+    client.post("/api/answer", json={"cell": cell, "label": "<script>alert(1)</script>"})
+    assert "<script>alert(1)</script>" in client.get("/api/state").json()["vocabulary"]
+    page = client.get("/").text + client.get("/static/app.js").text
+    assert "innerHTML" not in page  # the page sets every data text with textContent
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
+
+
+def test_export_writes_h5ad_csv_and_model(client, adata):
+    _label_batch(client, adata)
+    client.app.state.trainer.wait(60)
+    written = client.post("/api/export", json={}).json()["written"]
+    assert sorted(os.path.splitext(p)[1] for p in written) == [".csv", ".h5ad", ".joblib"]
+    result = ad.read_h5ad(next(p for p in written if p.endswith(".h5ad")))
+    assert result.obs["scactive_label"].notna().sum() == 6
+    assert result.obs["scactive_predicted"].notna().all()
+
+
+def test_token_is_checked_on_every_request(adata, tmp_path):
+    session = open_session(adata, tmp_path / "t.scactive")
+    app = create_app(session, token="s3cret", batch_size=3)
+    app.state.trainer.wait(60)
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 401
+        assert client.get("/api/state", params={"token": "wrong"}).status_code == 401
+        assert client.get("/api/state", params={"token": "s3cret"}).status_code == 200
+        headers = {"Authorization": "Bearer s3cret"}
+        cell = client.get("/api/state", headers=headers).json()["batch"][0]
+        denied = client.post("/api/answer", json={"cell": cell, "label": "B"})
+        assert denied.status_code == 401
+        assert session.status()["n_answered"] == 0
+    session.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(data, session, port):
+    return subprocess.Popen(
+        [sys.executable, "-m", "scactive", "annotate", str(data), "--session", str(session),
+         "--port", str(port), "--batch-size", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _call(port, path, body=None, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if body is not None:
+            request.data = json.dumps(body).encode()
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return json.loads(reply.read())
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_killed_server_loses_no_committed_answer(adata, tmp_path):
+    data = tmp_path / "cells.h5ad"
+    adata.write_h5ad(data)
+    session, port = tmp_path / "crash.scactive", _free_port()
+    server = _serve(data, session, port)
+    try:
+        batch = _call(port, "/api/state")["batch"]
+        committed = {}
+        for cell in batch[:4]:  # answer part of the batch, each reply after its commit
+            _call(port, "/api/answer", {"cell": cell, "label": "type1"})
+            committed[cell] = "type1"
+        server.send_signal(signal.SIGKILL)  # mid-session, no shutdown of any kind
+        server.wait(10)
+        server = _serve(data, session, port := _free_port())
+        assert _call(port, "/api/state")["n_answered"] == len(committed)
+        embedding = _call(port, "/api/embedding")
+        labels = dict(zip(embedding["cell"], embedding["label"], strict=True))
+        assert {c: labels[c] for c in committed} == committed
+    finally:
+        server.kill()
+        server.wait(10)
