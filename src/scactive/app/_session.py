@@ -115,7 +115,8 @@ def open_session(
     model
         The learner preset (``scactive.models.PRESETS``); default: the session's, else mlp2.
     seed
-        Seeds features, cold start and learners; default: the session's, else 0.
+        New sessions: seeds the PCA, UMAP, cold start and learners (default 0). A session
+        keeps the seed it was created with.
     layer, use_raw
         Read this layer or ``.raw`` instead of ``X`` (the checksum covers the matrix read).
     cv_model
@@ -141,7 +142,16 @@ def open_session(
                     UserWarning,
                     stacklevel=2,
                 )
-        seed = int(meta.get("seed", 0)) if seed is None else int(seed)
+        if "seed" in meta:
+            if seed is not None and int(seed) != int(meta["seed"]):
+                warnings.warn(
+                    f"seed={seed} is ignored: the session keeps the seed it was created with "
+                    f"({meta['seed']}), which its PCA, UMAP and rounds depend on.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            seed = int(meta["seed"])
+        seed = 0 if seed is None else int(seed)
         model = model or meta.get("model") or DEFAULT_MODEL
         prepared = _prepare(data, seed)
         umap = store.embedding("umap")
@@ -285,7 +295,7 @@ class Session:
             members = np.flatnonzero(km.labels_ == c)
             if members.size:
                 picks.append(members[np.argmin(distances[members, c])])
-        if len(picks) < k:  # empty clusters: the cells farthest from every chosen one
+        if len(picks) < k:  # empty clusters: fill with the cells farthest from any centre
             rest = np.setdiff1d(np.arange(len(points)), picks)
             gap = distances[rest].min(axis=1)
             picks.extend(rest[np.argsort(-gap)[: k - len(picks)]])

@@ -382,10 +382,16 @@ def _connect(path: Path) -> sqlite3.Connection:
             f"The session path '{path}' is a folder; give a file name, e.g. "
             f"'{path / 'session.scactive'}'."
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+    except (OSError, sqlite3.OperationalError) as err:
+        raise InputError(
+            f"Cannot open or create the session file '{path}': {err}. Check that its folder "
+            "exists and is writable."
+        ) from err
     try:
         # read-only checks first: nothing is written into a file that is not ours
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]
