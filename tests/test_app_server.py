@@ -190,3 +190,23 @@ def test_killed_server_loses_no_committed_answer(adata, tmp_path):
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_annotate_command_refuses_bad_input_without_starting(adata, tmp_path):
+    from typer.testing import CliRunner
+
+    from scactive.cli import app
+
+    data = tmp_path / "cells.h5ad"
+    adata.write_h5ad(data)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["annotate", str(data), "--session", str(tmp_path / "a"), "--batch-size", "0"]
+    )
+    assert result.exit_code == 2 and "--batch-size 0" in result.output
+    other = tmp_path / "other.h5ad"
+    make_counts(n_cells=100, n_genes=300, seed=3).write_h5ad(other)
+    session = tmp_path / "s.scactive"
+    open_session(adata, session).close()
+    result = runner.invoke(app, ["annotate", str(other), "--session", str(session)])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -401,3 +401,12 @@ def test_export_round_trips(adata, truth, path, tmp_path):
     model = load_model(written["model"])
     assert list(model.classes) == ["type0", "type1", "type2"]
     assert not list(tmp_path.glob("out/.*"))  # no temporary files left behind
+
+
+def test_umap_of_more_cells_than_scanpys_exact_search_limit():
+    # above 4,096 cells scanpy switches to an approximate search that fails with recent scipy
+    from scactive.app._session import _umap
+
+    pca = np.random.default_rng(0).normal(size=(4200, 10)).astype(np.float32)
+    umap = _umap(pca, 0)
+    assert umap.shape == (4200, 2) and np.isfinite(umap).all()

@@ -791,11 +791,21 @@ def _umap(pca: np.ndarray, seed: int) -> np.ndarray:
         out[:, : min(2, pca.shape[1])] = pca[:, :2]
         return out
     import scanpy as sc
+    from sklearn.neighbors import KNeighborsTransformer
 
     tmp = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(n)]), obsm={"X_pca": pca})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sc.pp.neighbors(tmp, n_neighbors=min(15, n - 1), use_rep="X_pca", random_state=seed)
+        k = min(15, n - 1)
+        # an exact neighbour search: scanpy's default above 4,096 cells (pynndescent) fails
+        # with scipy >= 1.17 sparse arrays (no getnnz)
+        sc.pp.neighbors(
+            tmp,
+            n_neighbors=k,
+            use_rep="X_pca",
+            random_state=seed,
+            transformer=KNeighborsTransformer(n_neighbors=k, mode="distance"),
+        )
         sc.tl.umap(tmp, random_state=seed)
     return np.asarray(tmp.obsm["X_umap"], dtype=np.float32)
 
