@@ -210,3 +210,13 @@ def test_annotate_command_refuses_bad_input_without_starting(adata, tmp_path):
     open_session(adata, session).close()
     result = runner.invoke(app, ["annotate", str(other), "--session", str(session)])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_undo_by_id_takes_back_ones_own_answer(client):
+    batch = client.get("/api/state").json()["batch"]
+    mine = client.post("/api/answer", json={"cell": batch[0], "label": "type0"}).json()["id"]
+    client.post("/api/answer", json={"cell": batch[1], "label": "type1"})  # another tab's
+    client.post("/api/undo", json={"id": mine})
+    answers = client.get("/api/state").json()["batch_answers"]
+    assert answers == {batch[1]: "type1"}
+    assert client.post("/api/undo", json={"id": "x"}).status_code == 400

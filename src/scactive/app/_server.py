@@ -248,7 +248,11 @@ def create_app(
         return JSONResponse({"id": answer_id, "pending": trainer.pending()})
 
     async def undo(request: Request) -> Response:
-        undone = session.undo()
+        # with an id, this tab's own answer: several tabs on one session undo their own
+        answer_id = (await _json_body(request)).get("id")
+        if answer_id is not None and (not isinstance(answer_id, int) or answer_id < 1):
+            raise _BadRequest("'id' must be the whole number /api/answer returned")
+        undone = session.undo(answer_id)
         return JSONResponse(_clean({"undone": undone}))
 
     async def next_batch(request: Request) -> Response:

@@ -208,11 +208,27 @@ function select(j) {
   drawMap();
 }
 
+// This tab's answers, newest last (kept over reloads): undo takes back this tab's own answer
+// even when another tab answered since.
+function myAnswers() { return JSON.parse(sessionStorage.getItem("scactive-answers") || "[]"); }
+function setMyAnswers(ids) { sessionStorage.setItem("scactive-answers", JSON.stringify(ids)); }
+
 async function answerSelected(kind, label) {
   const cell = state && state.batch[selected];
   if (!cell) return;
   try {
-    await api("api/answer", { cell, kind, label });
+    const reply = await api("api/answer", { cell, kind, label });
+    setMyAnswers([...myAnswers(), reply.id]);
+    await refresh();
+  } catch (err) { setStatus(err.message, false, true); }
+}
+
+async function undo() {
+  const ids = myAnswers();
+  const id = ids.pop();
+  try {
+    await api("api/undo", id === undefined ? {} : { id });
+    setMyAnswers(ids);
     await refresh();
   } catch (err) { setStatus(err.message, false, true); }
 }
@@ -263,9 +279,7 @@ document.addEventListener("keydown", (event) => {
   event.preventDefault();
 });
 
-document.getElementById("undo").addEventListener("click", async () => {
-  try { await api("api/undo", {}); await refresh(); } catch (err) { setStatus(err.message, false, true); }
-});
+document.getElementById("undo").addEventListener("click", undo);
 document.getElementById("next").addEventListener("click", async () => {
   const strategy = document.getElementById("strategy").value;
   const batchSize = Number(document.getElementById("batch-size").value);
