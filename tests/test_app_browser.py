@@ -58,6 +58,28 @@ def test_label_a_batch_with_the_keyboard_undo_reload_and_export(tmp_path):
             )
             second = _call(port, "/api/state")["batch"]
             assert not set(second) & set(first)
+            # relabel a cell of the first batch: pick it on the map, answer with another type
+            cell = first[0]
+            page.wait_for_function("cells !== null && toCanvas !== null")
+            x, y = page.evaluate(
+                """cell => {
+                    const canvas = document.getElementById("map");
+                    const rect = canvas.getBoundingClientRect();
+                    const i = cells.index[cell];
+                    return [rect.left + toCanvas.px(cells.x[i]) * rect.width / canvas.width,
+                            rect.top + toCanvas.py(cells.y[i]) * rect.height / canvas.height];
+                }""",
+                cell,
+            )
+            page.mouse.click(x, y)
+            page.wait_for_selector(f'#batch li.picked.selected[data-cell="{cell}"]')
+            other = next(t for t in vocabulary if t != truth[cell])
+            page.keyboard.press(str(vocabulary.index(other) + 1))
+            page.wait_for_selector("#batch li.picked", state="detached")
+            assert session_label(port, cell) == other
+            page.keyboard.press("z")  # undo the relabel: the first answer is back
+            page.wait_for_function("document.querySelector('#progress').textContent.length > 0")
+            _wait_for(lambda: session_label(port, cell) == truth[cell])
             page.keyboard.press("u")  # unsure about the first cell of the new batch
             page.wait_for_selector(f'#batch li.answered[data-cell="{second[0]}"]')
             page.keyboard.press("z")  # undo it
@@ -79,6 +101,20 @@ def test_label_a_batch_with_the_keyboard_undo_reload_and_export(tmp_path):
     finally:
         server.kill()
         server.wait(10)
+
+
+def session_label(port, cell):
+    embedding = _call(port, "/api/embedding")
+    return embedding["label"][embedding["cell"].index(cell)]
+
+
+def _wait_for(condition, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
 
 
 def _markers(tmp_path):

@@ -9,6 +9,14 @@ let state = null;
 let cells = null;          // embedding table: {cell: [...], x: [...], y: [...], ...}
 let selected = 0;          // index in the visible batch
 let lastBatchKey = "";
+let picked = null;         // a cell picked on the map, to label or relabel outside the batch
+let toCanvas = null;       // embedding -> canvas coordinates, set by drawMap
+
+// the cells on the list: the batch, after the cell picked on the map if any
+function shown() {
+  if (!state) return [];
+  return picked && !state.batch.includes(picked) ? [picked, ...state.batch] : state.batch;
+}
 
 async function api(path, body) {
   const options = { headers: {} };
@@ -57,6 +65,7 @@ function drawMap() {
   const pad = 10, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
   const px = (v) => pad + (v - x0) / (x1 - x0 || 1) * w;
   const py = (v) => pad + (1 - (v - y0) / (y1 - y0 || 1)) * h;
+  toCanvas = { px, py };
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const radius = n > 10000 ? 1.2 : 2;
   for (let i = 0; i < n; i++) {
@@ -78,7 +87,7 @@ function drawMap() {
       ctx.beginPath(); ctx.arc(px(xs[i]), py(ys[i]), 3, 0, 2 * Math.PI); ctx.stroke();
     }
   }
-  const batch = state ? state.batch : [];
+  const batch = shown();
   ctx.lineWidth = 2;
   batch.forEach((cell, j) => {
     const i = cells.index[cell];
@@ -145,18 +154,20 @@ function renderVocabulary() {
 
 async function renderBatch() {
   const list = document.getElementById("batch");
-  const key = state.batch.join("\n");
+  const cellsShown = shown();
+  const key = cellsShown.join("\n");
   const answered = new Set(state.batch.filter((c) => !state.pending.includes(c)));
   if (key !== lastBatchKey) {
     lastBatchKey = key;
     selected = 0;
     list.replaceChildren();
-    for (const cell of state.batch) {
+    for (const cell of cellsShown) {
       const item = el("li");
       item.dataset.cell = cell;
       item.append(el("span", cell, "cell-id"), el("span", "", "answer"),
         el("div", "…", "evidence"));
-      item.addEventListener("click", () => { select(state.batch.indexOf(cell)); });
+      item.addEventListener("click", () => { select(shown().indexOf(cell)); });
+      if (cell === picked) item.classList.add("picked");
       list.append(item);
       api("api/cells/" + encodeURIComponent(cell)).then((ev) => showEvidence(item, ev))
         .catch((err) => { item.querySelector(".evidence").textContent = err.message; });
@@ -169,8 +180,8 @@ async function renderBatch() {
     item.classList.toggle("selected", j === selected);
     item.querySelector(".answer").textContent = labels[cell] || "";
   });
-  if (answered.has(state.batch[selected])) {
-    const next = state.batch.findIndex((c) => !answered.has(c));
+  if (answered.has(cellsShown[selected])) {
+    const next = cellsShown.findIndex((c) => !answered.has(c));
     if (next >= 0) select(next);
   }
 }
@@ -178,6 +189,11 @@ async function renderBatch() {
 function showEvidence(item, ev) {
   const box = item.querySelector(".evidence");
   box.replaceChildren();
+  if (ev.answer) {
+    const given = el("div", "Answered: " + (ev.answer.label || ev.answer.kind));
+    given.style.gridColumn = "1 / -1";
+    box.append(given);
+  }
   const predictions = el("div");
   predictions.append(el("h4", "Model's top predictions"));
   for (const p of ev.predictions || []) {
@@ -199,7 +215,7 @@ function showEvidence(item, ev) {
 }
 
 function select(j) {
-  if (!state || j < 0 || j >= state.batch.length) return;
+  if (!state || j < 0 || j >= shown().length) return;
   selected = j;
   document.querySelectorAll("#batch li").forEach((item, i) => {
     item.classList.toggle("selected", i === selected);
@@ -214,11 +230,12 @@ function myAnswers() { return JSON.parse(sessionStorage.getItem("scactive-answer
 function setMyAnswers(ids) { sessionStorage.setItem("scactive-answers", JSON.stringify(ids)); }
 
 async function answerSelected(kind, label) {
-  const cell = state && state.batch[selected];
+  const cell = shown()[selected];
   if (!cell) return;
   try {
     const reply = await api("api/answer", { cell, kind, label });
     setMyAnswers([...myAnswers(), reply.id]);
+    if (cell === picked) { picked = null; cells = null; }  // done: redraw the map's labels
     await refresh();
   } catch (err) { setStatus(err.message, false, true); }
 }
@@ -293,4 +310,21 @@ document.getElementById("export").addEventListener("click", async () => {
   } catch (err) { setStatus(err.message, false, true); }
 });
 document.getElementById("colour").addEventListener("change", drawMap);
+// click the map to pick any cell (labeled or not) and answer or relabel it
+document.getElementById("map").addEventListener("click", (event) => {
+  if (!cells || !toCanvas) return;
+  const canvas = event.currentTarget;
+  const rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) * canvas.width / rect.width;
+  const y = (event.clientY - rect.top) * canvas.height / rect.height;
+  let best = -1, bestDistance = 100;  // within 10 px
+  for (let i = 0; i < cells.x.length; i++) {
+    const d = (toCanvas.px(cells.x[i]) - x) ** 2 + (toCanvas.py(cells.y[i]) - y) ** 2;
+    if (d < bestDistance) { best = i; bestDistance = d; }
+  }
+  if (best < 0) return;
+  picked = cells.cell[best];
+  lastBatchKey = "";
+  renderBatch().then(() => select(shown().indexOf(picked)));
+});
 refresh().catch((err) => setStatus(err.message, false, true));
