@@ -131,6 +131,9 @@ def test_token_is_checked_on_every_request(adata, tmp_path):
         assert client.get("/").status_code == 401
         assert client.get("/api/state", params={"token": "wrong"}).status_code == 401
         assert client.get("/api/state", params={"token": "s3cret"}).status_code == 200
+        assert client.get("/static/app.js").status_code == 200  # the page's cookie
+        client.cookies.clear()
+        assert client.get("/static/app.js").status_code == 401
         headers = {"Authorization": "Bearer s3cret"}
         cell = client.get("/api/state", headers=headers).json()["batch"][0]
         denied = client.post("/api/answer", json={"cell": cell, "label": "B"})

@@ -106,20 +106,27 @@ class _Trainer:
 
 
 class _TokenCheck(BaseHTTPMiddleware):
-    """Every request must carry the token (``Authorization: Bearer``, or ``?token=``)."""
+    """Every request must carry the token: ``Authorization: Bearer``, ``?token=``, or the
+    cookie set when the page was opened with ``?token=`` (so its scripts load too)."""
+
+    cookie = "scactive_token"
 
     def __init__(self, app, token: str) -> None:
         super().__init__(app)
         self.token = token
 
     async def dispatch(self, request: Request, call_next):
-        given = request.query_params.get("token", "")
+        in_query = request.query_params.get("token")
+        given = in_query or request.cookies.get(self.cookie, "")
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             given = header[7:].strip()
         if not hmac.compare_digest(given.encode(), self.token.encode()):
             return JSONResponse({"error": "missing or wrong token"}, status_code=401)
-        return await call_next(request)
+        response = await call_next(request)
+        if in_query:
+            response.set_cookie(self.cookie, self.token, httponly=True, samesite="strict")
+        return response
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
