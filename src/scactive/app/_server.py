@@ -16,6 +16,7 @@ from importlib.resources import files
 from typing import Any
 
 import numpy as np
+import torch
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -182,6 +183,9 @@ def create_app(
     batch_size, strategy
         The first batch's size and strategy; the page can change both.
     """
+    # One torch thread: the small network trains faster so on 2 cores than with two threads
+    # competing with the server's own (1.4 s against 2.0 s per batch at 30,000 cells).
+    torch.set_num_threads(1)
     trainer = _Trainer(session, batch_size=batch_size, strategy=strategy)
 
     async def index(request: Request) -> Response:
@@ -309,6 +313,10 @@ def create_app(
     app.state.trainer = trainer
     if not trainer.pending():
         trainer.start()
+    if len(session.cells):  # the first evidence computes every gene's statistics: do it now
+        warm = threading.Thread(target=session.cell_evidence, args=(session.cells[0],))
+        warm.daemon = True
+        warm.start()
     return app
 
 
