@@ -90,6 +90,16 @@ def test_label_a_batch_with_the_keyboard_undo_reload_and_export(tmp_path):
             page.click("#export")
             page.wait_for_function("document.querySelector('#status').textContent.includes('Exported')")
             page.screenshot(path=tmp_path / "annotate.png", full_page=True)
+            # a new type named like markup is shown as text, never run or parsed
+            markup = '<img src="x" onerror="document.title=\'pwned\'">'
+            page.once("dialog", lambda dialog: dialog.accept(markup))
+            page.keyboard.press("n")
+            page.wait_for_function(
+                "text => document.querySelector('#vocabulary').textContent.includes(text)",
+                arg=markup,
+            )
+            assert page.locator("#vocabulary img, #batch img, #stats img").count() == 0
+            assert page.title() != "pwned"
             browser.close()
         if os.environ.get("SCACTIVE_SCREENSHOT"):
             shutil.copy(tmp_path / "annotate.png", os.environ["SCACTIVE_SCREENSHOT"])

@@ -265,7 +265,11 @@ async function refresh() {
   const size = document.getElementById("batch-size");
   if (!size.dataset.synced) { size.value = state.batch_size; size.dataset.synced = "1"; }
   if (state.error) setStatus("Retraining failed: " + state.error, false, true);
-  else if (state.training) setStatus("Retraining and picking the next batch…", true);
+  else if (state.training) {
+    const elapsed = (state.running_seconds || 0).toFixed(1);
+    setStatus(`Retraining on ${state.n_labeled} labels and picking the next batch… ${elapsed} s`,
+      true);
+  }
   else if (!state.pending.length) setStatus("Batch done.", false);
   else setStatus(`${state.pending.length} of ${state.batch.length} cells left in this batch.`);
   renderProgress();
