@@ -223,3 +223,13 @@ def test_undo_by_id_takes_back_ones_own_answer(client):
     answers = client.get("/api/state").json()["batch_answers"]
     assert answers == {batch[1]: "type1"}
     assert client.post("/api/undo", json={"id": "x"}).status_code == 400
+
+
+def test_new_batch_without_new_labels_adds_no_round(client, adata):
+    _label_batch(client, adata)
+    client.app.state.trainer.wait(60)
+    round_ = client.get("/api/state").json()["round"]
+    assert client.post("/api/next", json={"strategy": "margin"}).json()["started"]
+    client.app.state.trainer.wait(60)
+    state = client.get("/api/state").json()
+    assert state["round"] == round_ and state["strategy"] == "margin" and state["batch"]

@@ -90,7 +90,8 @@ class _Trainer:
     def _work(self) -> None:
         try:
             try:
-                self.session.train()
+                if self.session.stale:  # a new round only when the labels changed
+                    self.session.train()
             except InputError as err:  # too few labels to train: cold-start batches go on
                 logger.info("not retrained: %s", err)
             batch = self.session.next_batch(self.batch_size, strategy=self.strategy)
