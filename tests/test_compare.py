@@ -17,6 +17,16 @@ from scactive.cli import app
 
 FAST_METHODS = ("scmap-cluster", "knn-transfer", "logreg")
 OPTIONS = DataOptions(min_genes=0, n_top_genes=150, n_pcs=10)
+#: the run of the module's fixture: 2 seeds, the pool plus 2 strategies x 2 budgets
+RUN = dict(
+    methods=FAST_METHODS,
+    budgets=(29, 47),
+    strategies=("random", "entropy"),
+    initial=20,
+    seeds=2,
+    data_options=OPTIONS,
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +37,7 @@ def cells():
 @pytest.fixture(scope="module")
 def compared(cells, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "run"
-    table = comparison.compare(
-        cells,
-        label_key="cell_type",
-        out=out,
-        methods=FAST_METHODS,
-        budgets=(29, 47),
-        strategies=("random", "entropy"),
-        initial=20,
-        seeds=2,
-        data_options=OPTIONS,
-        progress=False,
-    )
-    return out, table
+    return out, comparison.compare(cells, label_key="cell_type", out=out, **RUN)
 
 
 def test_every_method_on_every_training_set(compared):
@@ -111,18 +109,7 @@ def test_rerun_resumes_without_training_again(cells, compared, monkeypatch):
         raise AssertionError("a finished method run was trained again")
 
     monkeypatch.setattr(comparison._compare, "run_method", fail)
-    again = comparison.compare(
-        cells,
-        label_key="cell_type",
-        out=out,
-        methods=FAST_METHODS,
-        budgets=(29, 47),
-        strategies=("random", "entropy"),
-        initial=20,
-        seeds=2,
-        data_options=OPTIONS,
-        progress=False,
-    )
+    again = comparison.compare(cells, label_key="cell_type", out=out, **RUN)
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), table.drop(columns="seconds"))
 
 

@@ -96,6 +96,45 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
     return adata
 
 
+def data_checksum(X: sp.spmatrix, *names) -> str:
+    """SHA-256 of a CSR matrix (values and structure) and of lists of names (cells, genes,
+    labels...), each joined by newlines: what identifies a dataset, whatever file it came from."""
+    digest = hashlib.sha256()
+    for part in (X.data, X.indices, X.indptr):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    for values in names:
+        digest.update("\n".join(map(str, values)).encode())
+    return digest.hexdigest()
+
+
+def read_small_table(
+    path: str | Path, *, columns: tuple[str, ...], what: str, optional: str = ""
+) -> pd.DataFrame:
+    """A small CSV/TSV the user wrote (markers, answers, a label map), as text.
+
+    The separator follows the suffix (tab for ``.tsv``/``.txt``, else comma); nothing is read
+    as missing; column names are stripped and lower-cased. Raises :class:`InputError` naming
+    ``what`` when the file is missing, unreadable or lacks one of ``columns`` (``optional``
+    names the other columns it may have, for the message).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"{what.capitalize()} not found: '{path}'.")
+    sep = "\t" if path.suffix.lower() in {".tsv", ".txt"} else ","
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"Could not read the {what} '{path}': {err}.") from err
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    if not set(columns) <= set(table.columns):
+        needed = " and ".join(f"'{c}'" for c in columns)
+        extra = f" (optional: {optional})" if optional else ""
+        raise InputError(
+            f"The {what} '{path}' needs columns {needed}{extra}; it has {list(table.columns)}."
+        )
+    return table
+
+
 def file_checksum(path: str | Path) -> str:
     """SHA-256 of a file, or of the bundled dataset's name when ``path`` names one."""
     from . import datasets

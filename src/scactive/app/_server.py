@@ -204,11 +204,12 @@ def create_app(
         status = session.status()
         batch = trainer.state()
         answers = session.labels().set_index("cell")
-        shown = answers.reindex([c for c in batch["batch"] if c in answers.index])
+        answered = [c for c in batch["batch"] if c in answers.index]
+        shown = answers.loc[answered]
         out = {
             **status,
             **batch,
-            "pending": trainer.pending(),
+            "pending": [c for c in batch["batch"] if c not in answers.index],
             "vocabulary": [v["label"] for v in status["vocabulary"]],
             "cv_accuracy_history": [r["cv_accuracy"] for r in status["cv_history"]],
             "batch_answers": {

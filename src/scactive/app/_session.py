@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import InputError, unknown_name
-from ..io import MISSING_LABELS, select_matrix
+from ..io import MISSING_LABELS, data_checksum, read_small_table, select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, TrainedModel, make_learner, save_model
 from ..pp import FeatureSpace, gene_symbols, normalize, remove_genes
 from ..strategies import get_strategy
@@ -761,14 +761,7 @@ class Session:
 # -- preparation ---------------------------------------------------------------------------
 def dataset_checksum(data: ad.AnnData) -> str:
     """SHA-256 of a CSR matrix (values and structure) and the cell and gene names."""
-    digest = hashlib.sha256()
-    X = data.X
-    for part in (X.data, X.indices, X.indptr):
-        digest.update(np.ascontiguousarray(part).tobytes())
-    digest.update("\n".join(data.obs_names).encode())
-    digest.update(b"\x00")
-    digest.update("\n".join(data.var_names).encode())
-    return digest.hexdigest()
+    return data_checksum(data.X, data.obs_names, data.var_names)
 
 
 def _prepare(data: ad.AnnData, seed: int) -> _Prepared:
@@ -891,24 +884,17 @@ def _check_markers(markers) -> dict[str, list[str]]:
 def read_markers(path: str | Path) -> dict[str, list[str]]:
     """Marker genes from a CSV/TSV with columns ``type,gene`` or a JSON ``{type: [genes]}``."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError(f"Marker file not found: '{path}'.")
-    try:
-        if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json":
+        if not path.is_file():
+            raise InputError(f"Marker file not found: '{path}'.")
+        try:
             markers = json.loads(path.read_text())
             if not isinstance(markers, dict):
                 raise ValueError("expected an object {type: [genes]}")
-            return _check_markers(markers)
-        sep = "\t" if path.suffix.lower() in {".tsv", ".txt"} else ","
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"Could not read the marker file '{path}': {err}.") from err
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    if not {"type", "gene"} <= set(table.columns):
-        raise InputError(
-            f"The marker file '{path}' needs columns 'type' and 'gene'; it has "
-            f"{list(table.columns)}."
-        )
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"Could not read the marker file '{path}': {err}.") from err
+        return _check_markers(markers)
+    table = read_small_table(path, columns=("type", "gene"), what="marker file")
     markers: dict[str, list[str]] = {}
     for cell_type, gene in zip(table["type"], table["gene"], strict=True):
         markers.setdefault(cell_type, []).append(gene)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .._errors import InputError
-from ..io import labels_from, select_matrix
+from ..io import data_checksum, labels_from, select_matrix
 from ..pp import FeatureSpace, filter_cells, normalize, remove_genes
 
 logger = logging.getLogger("scactive")
@@ -62,7 +61,7 @@ def prepare(
     """
     data = select_matrix(adata, layer=options.layer, use_raw=options.use_raw)
     labels = labels_from(data, label_key)
-    checksum = _checksum(data, labels)
+    checksum = data_checksum(data.X, data.obs_names, data.var_names, labels.to_numpy())
     reasons = pd.Series("", index=data.obs_names, dtype=object)
     reasons[labels.isna().to_numpy()] = "missing or unknown label"
     if options.remove_mito or options.remove_ribo or options.remove_hemoglobin:
@@ -110,17 +109,6 @@ def prepare(
     data = data[keep].copy()
     normalize(data)
     return PreparedData(data, kept_labels, left_out, checksum)
-
-
-def _checksum(data: ad.AnnData, labels: pd.Series) -> str:
-    digest = hashlib.sha256()
-    X = data.X
-    for part in (X.data, X.indices, X.indptr):
-        digest.update(np.ascontiguousarray(part).tobytes())
-    digest.update("\n".join(data.obs_names).encode())
-    digest.update("\n".join(data.var_names).encode())
-    digest.update("\n".join(map(str, labels.to_numpy())).encode())
-    return digest.hexdigest()
 
 
 def split_sizes(n_cells: int, options: DataOptions) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError
+from ..io import read_small_table
 from . import _options as opt
 from . import app, console, fail, setup_logging
 
@@ -50,7 +51,19 @@ SeedLabels = Annotated[
 SHOW_PROBLEMS = 5
 
 
-def _open(data, session, *, label_key, markers, learner, seed, layer, use_raw, transpose):
+def _open(
+    data,
+    session,
+    *,
+    label_key=None,
+    markers=None,
+    learner=None,
+    seed=None,
+    layer=None,
+    use_raw=False,
+    transpose=False,
+):
+    """Read ``data`` and open (or create) the session file over it."""
     from .. import io
     from ..app import open_session, read_markers
 
@@ -160,8 +173,6 @@ def teach(
             session,
             label_key=label_key,
             markers=markers,
-            learner=None,
-            seed=None,
             layer=layer,
             use_raw=use_raw,
             transpose=transpose,
@@ -220,15 +231,7 @@ def export_session(
     setup_logging(verbose)
     try:
         with _open(
-            data,
-            session,
-            label_key=None,
-            markers=None,
-            learner=learner,
-            seed=None,
-            layer=layer,
-            use_raw=use_raw,
-            transpose=transpose,
+            data, session, learner=learner, layer=layer, use_raw=use_raw, transpose=transpose
         ) as s:
             s.ensure_trained()  # predictions for the current labels (when two types are)
             written = s.export(out, csv, model)
@@ -242,21 +245,9 @@ def export_session(
 
 
 def _read_answers(path: Path) -> list[dict]:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"Answers file not found: '{path}'.")
-    sep = "\t" if path.suffix.lower() in {".tsv", ".txt"} else ","
-    try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise InputError(f"Could not read the answers file '{path}': {err}.") from err
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    if not {"cell", "label"} <= set(table.columns):
-        raise InputError(
-            f"The answers file '{path}' needs columns 'cell' and 'label' (optional: 'kind', "
-            f"'strategy'); it has {list(table.columns)}."
-        )
+    table = read_small_table(
+        path, columns=("cell", "label"), what="answers file", optional="'kind', 'strategy'"
+    )
     if table.empty:
         raise InputError(f"The answers file '{path}' holds no rows.")
     rows = []

@@ -7,10 +7,10 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from .._errors import InputError, ToolError
+from ..io import read_small_table
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
@@ -155,15 +155,7 @@ def compare(
 
 def read_label_map(path: Path) -> dict[str, str]:
     """Reference type -> query type, from a CSV with columns ``reference`` and ``query``."""
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise InputError(f"Could not read the label map '{path}': {err}") from err
-    if not {"reference", "query"} <= set(table.columns):
-        raise InputError(
-            f"The label map '{path}' needs columns 'reference' and 'query'; it has "
-            f"{list(table.columns)}."
-        )
+    table = read_small_table(path, columns=("reference", "query"), what="label map")
     duplicated = table["reference"][table["reference"].duplicated()].unique()
     if len(duplicated):
         raise InputError(
