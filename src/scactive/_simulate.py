@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -16,6 +15,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._errors import InputError
+from ._files import atomic_write
 from .bench import (
     DataOptions,
     GridOptions,
@@ -263,7 +263,7 @@ class _RunDir:
             )
         self.cells.mkdir(parents=True, exist_ok=True)
         if not config_path.exists():
-            _atomic_write(config_path, json.dumps(config, indent=2, default=str))
+            atomic_write(config_path, json.dumps(config, indent=2, default=str))
 
     def load(self, key: str) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
         results = self.cells / f"{key}.results.csv"
@@ -278,14 +278,8 @@ class _RunDir:
     def save(self, key: str, results: pd.DataFrame, picks: pd.DataFrame | None) -> None:
         # picks first: a cell counts as finished once its results file exists
         if picks is not None:
-            _atomic_write(self.cells / f"{key}.picks.csv", picks.to_csv(index=False))
-        _atomic_write(self.cells / f"{key}.results.csv", results.to_csv(index=False))
+            atomic_write(self.cells / f"{key}.picks.csv", picks.to_csv(index=False))
+        atomic_write(self.cells / f"{key}.results.csv", results.to_csv(index=False))
 
     def write_table(self, name: str, table: pd.DataFrame) -> None:
-        _atomic_write(self.path / name, table.to_csv(index=False))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        atomic_write(self.path / name, table.to_csv(index=False))

@@ -15,9 +15,9 @@ through the inverse CDF, which gives exactly the same distribution as drawing ev
 
 from __future__ import annotations
 
+import io
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._errors import InputError
+from ._files import atomic_write
 from ._nb import _sample_nb
 
 logger = logging.getLogger("scactive")
@@ -250,16 +251,9 @@ class CountModel:
             [FORMAT_VERSION, self.n_source_genes, self.dropped_profile], dtype=np.float64
         )
         arrays["source"] = np.array(self.source)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return atomic_write(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CountModel:

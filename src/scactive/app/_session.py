@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -27,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .._errors import InputError, unknown_name
+from .._files import atomic_write
 from ..io import MISSING_LABELS, data_checksum, read_small_table, select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, TrainedModel, make_learner, save_model
 from ..pp import FeatureSpace, gene_symbols, normalize, remove_genes
@@ -699,9 +699,9 @@ class Session:
                 "round": self._store.current_round(),
                 "vocabulary": [v["label"] for v in self._store.vocabulary()],
             }
-            written["h5ad"] = _atomic_write(path_h5ad, out.write_h5ad)
+            written["h5ad"] = atomic_write(path_h5ad, out.write_h5ad)
         if path_csv is not None:
-            written["csv"] = _atomic_write(
+            written["csv"] = atomic_write(
                 path_csv, lambda tmp: table.to_csv(tmp, index_label="cell")
             )
         return written
@@ -916,17 +916,3 @@ def _row(row) -> tuple:
 def _round_summary(row: dict) -> dict:
     keys = ("round", "model", "n_labeled", "n_types", "cv_accuracy", "cv_folds", "cv_model")
     return {k: row.get(k) for k in keys}
-
-
-def _atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path

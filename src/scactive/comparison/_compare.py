@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 
 from .._errors import InputError
-from .._simulate import _atomic_write, _progress, simulate
+from .._files import atomic_write
+from .._simulate import _progress, simulate
 from ..bench import DataOptions, SeedData, prepare
 from ..metrics import evaluate_labels
 from ..pp import FeatureSpace, gene_symbols
@@ -140,7 +141,7 @@ def compare(
             adata, query, label_key, query_label_key, label_map, options, chosen
         )
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
+        atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
         sim_dir = None
     else:
         if from_simulation is None:
@@ -334,7 +335,7 @@ def _run_units(units, scoring, out, settings, progress, n_jobs):
         if path.exists():
             return pd.read_csv(path, keep_default_na=False, na_values=[""])
         done = _run_unit(unit)
-        _atomic_write(path, done.to_csv(index=False))
+        atomic_write(path, done.to_csv(index=False))
         return done
 
     done_units: dict[str, pd.DataFrame] = {}
@@ -431,7 +432,7 @@ def _write(out, table, per_class, predictions, settings, chosen):
             except Exception as err:  # noqa: BLE001 - a version is informative only
                 versions[name] = f"unknown ({err})"
     settings = {**settings, "tool_versions": versions}
-    _atomic_write(out / COMPARISON, table.to_csv(index=False))
-    _atomic_write(out / PER_CLASS, per_class.to_csv(index=False))
-    _atomic_write(out / PREDICTIONS, predictions.to_csv(index=False))
-    _atomic_write(out / "comparison.json", json.dumps(settings, indent=2, default=str))
+    atomic_write(out / COMPARISON, table.to_csv(index=False))
+    atomic_write(out / PER_CLASS, per_class.to_csv(index=False))
+    atomic_write(out / PREDICTIONS, predictions.to_csv(index=False))
+    atomic_write(out / "comparison.json", json.dumps(settings, indent=2, default=str))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InputError
+from .._files import atomic_write
 from ..pp import FeatureSpace
 
 
@@ -46,12 +46,8 @@ def save_model(model: TrainedModel, path: str | Path) -> Path:
     """Write ``model`` to ``path`` (through a temporary file, so a crash leaves no half file)."""
     from .. import __version__
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    joblib.dump({"learner": model.learner, "features": model.features, "version": __version__}, tmp)
-    os.replace(tmp, path)
-    return path
+    content = {"learner": model.learner, "features": model.features, "version": __version__}
+    return atomic_write(path, lambda tmp: joblib.dump(content, tmp))
 
 
 def load_model(path: str | Path) -> TrainedModel:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +17,7 @@ from matplotlib.figure import Figure, SubFigure
 
 from scactive import __version__, pl
 from scactive._errors import InputError
+from scactive._files import atomic_write
 from scactive.pl._style import CEILING, celltype_palette, strategy_palette
 from scactive.report import _compare, _html
 from scactive.report._summary import summary_table
@@ -65,34 +64,6 @@ def _read_inputs(outdir: Path) -> _Inputs:
     return _Inputs(results, optional["picks"], optional["split"], config)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; give the usual umask-based mode
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _file_mode() -> int:
-    """Mode of a new file under the current umask (read without changing it when possible)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o644
-
-
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "model"
 
@@ -119,7 +90,7 @@ class _FigureWriter:
         root.clear()  # free the artists now; the figure is not registered with pyplot
         png = buf.getvalue()
         path = self.figdir / name
-        _atomic_write(path, png)
+        atomic_write(path, png)
         self.files.append(path)
         return _html.figure(png, alt=caption.split(".")[0], caption=caption)
 
@@ -271,9 +242,9 @@ def write_report(
         body="\n".join(body),
         version=__version__,
     )
-    _atomic_write(dest / "summary.csv", table.to_csv(index=False).encode("utf-8"))
+    atomic_write(dest / "summary.csv", table.to_csv(index=False).encode("utf-8"))
     report = dest / REPORT_NAME
-    _atomic_write(report, text.encode("utf-8"))
+    atomic_write(report, text.encode("utf-8"))
     logger.info("wrote %s and %d figures in %s", report, len(writer.files), figdir)
     return report
 
@@ -303,5 +274,5 @@ def write_comparison(
         version=__version__,
     )
     report = out / REPORT_NAME
-    _atomic_write(report, text.encode("utf-8"))
+    atomic_write(report, text.encode("utf-8"))
     return report
