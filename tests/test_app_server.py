@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import anndata as ad
 import pytest
@@ -19,6 +12,12 @@ from starlette.testclient import TestClient
 from conftest import make_counts
 from scactive.app import open_session
 from scactive.app._server import create_app
+from serving import DEADLINE, Server, free_port
+
+#: Seconds to wait for a server or a training round: generous, for a loaded machine.
+WAIT = 300
+#: The address the test clients use: a loopback name, as the browser's.
+LOCAL = "http://127.0.0.1:8765"
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +29,8 @@ def adata():
 def client(adata, tmp_path):
     session = open_session(adata, tmp_path / "s.scactive")
     app = create_app(session, batch_size=6)
-    app.state.trainer.wait(60)
-    with TestClient(app) as test_client:
+    app.state.trainer.wait(WAIT)
+    with TestClient(app, base_url=LOCAL, headers={"Origin": LOCAL}) as test_client:
         test_client.session = session
         yield test_client
     session.close()
@@ -49,7 +48,7 @@ def _label_batch(client, adata):
 def test_label_batch_retrains_and_gives_the_next_one(client, adata):
     first = _label_batch(client, adata)
     assert len(first) == 6
-    client.app.state.trainer.wait(60)
+    client.app.state.trainer.wait(WAIT)
     state = client.get("/api/state").json()
     assert state["n_labeled"] == 6 and state["round"] >= 1
     assert state["batch"] and not set(state["batch"]) & set(first)
@@ -96,7 +95,9 @@ def test_bad_requests_get_a_clear_4xx(client, body, status, message):
 
 
 def test_malformed_body_and_bad_batch_requests(client):
-    reply = client.post("/api/answer", content=b"{not json", headers={"content-type": "x"})
+    reply = client.post(
+        "/api/answer", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert reply.status_code == 400 and "not valid JSON" in reply.json()["error"]
     reply = client.post("/api/next", json={"strategy": "psychic"})
     assert reply.status_code == 400 and "entropy" in reply.json()["error"]
@@ -115,7 +116,7 @@ def test_labels_are_data_not_markup(client):
 
 def test_export_writes_h5ad_csv_and_model(client, adata):
     _label_batch(client, adata)
-    client.app.state.trainer.wait(60)
+    client.app.state.trainer.wait(WAIT)
     written = client.post("/api/export", json={}).json()["written"]
     assert sorted(os.path.splitext(p)[1] for p in written) == [".csv", ".h5ad", ".joblib"]
     result = ad.read_h5ad(next(p for p in written if p.endswith(".h5ad")))
@@ -126,7 +127,7 @@ def test_export_writes_h5ad_csv_and_model(client, adata):
 def test_token_is_checked_on_every_request(adata, tmp_path):
     session = open_session(adata, tmp_path / "t.scactive")
     app = create_app(session, token="s3cret", batch_size=3)
-    app.state.trainer.wait(60)
+    app.state.trainer.wait(WAIT)
     with TestClient(app) as client:
         assert client.get("/").status_code == 401
         assert client.get("/api/state", params={"token": "wrong"}).status_code == 401
@@ -142,57 +143,23 @@ def test_token_is_checked_on_every_request(adata, tmp_path):
     session.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(data, session, port):
-    return subprocess.Popen(
-        [sys.executable, "-m", "scactive", "annotate", str(data), "--session", str(session),
-         "--port", str(port), "--batch-size", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-
-def _call(port, path, body=None, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-        if body is not None:
-            request.data = json.dumps(body).encode()
-            request.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as reply:
-                return json.loads(reply.read())
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
-
-
 def test_killed_server_loses_no_committed_answer(adata, tmp_path):
     data = tmp_path / "cells.h5ad"
     adata.write_h5ad(data)
-    session, port = tmp_path / "crash.scactive", _free_port()
-    server = _serve(data, session, port)
-    try:
-        batch = _call(port, "/api/state")["batch"]
+    session = tmp_path / "crash.scactive"
+    with Server(data, session, free_port(), "--batch-size", "5") as server:
+        batch = server.state_with_batch()["batch"]
         committed = {}
         for cell in batch[:4]:  # answer part of the batch, each reply after its commit
-            _call(port, "/api/answer", {"cell": cell, "label": "type1"})
+            server.call("/api/answer", {"cell": cell, "label": "type1"})
             committed[cell] = "type1"
-        server.send_signal(signal.SIGKILL)  # mid-session, no shutdown of any kind
-        server.wait(10)
-        server = _serve(data, session, port := _free_port())
-        assert _call(port, "/api/state")["n_answered"] == len(committed)
-        embedding = _call(port, "/api/embedding")
+        server.process.send_signal(signal.SIGKILL)  # mid-session, no shutdown of any kind
+        server.process.wait(DEADLINE)
+    with Server(data, session, free_port(), "--batch-size", "5") as server:  # restarted
+        assert server.call("/api/state")["n_answered"] == len(committed)
+        embedding = server.call("/api/embedding")
         labels = dict(zip(embedding["cell"], embedding["label"], strict=True))
         assert {c: labels[c] for c in committed} == committed
-    finally:
-        server.kill()
-        server.wait(10)
 
 
 def test_annotate_command_refuses_bad_input_without_starting(adata, tmp_path):
@@ -227,9 +194,9 @@ def test_undo_by_id_takes_back_ones_own_answer(client):
 
 def test_new_batch_without_new_labels_adds_no_round(client, adata):
     _label_batch(client, adata)
-    client.app.state.trainer.wait(60)
+    client.app.state.trainer.wait(WAIT)
     round_ = client.get("/api/state").json()["round"]
     assert client.post("/api/next", json={"strategy": "margin"}).json()["started"]
-    client.app.state.trainer.wait(60)
+    client.app.state.trainer.wait(WAIT)
     state = client.get("/api/state").json()
     assert state["round"] == round_ and state["strategy"] == "margin" and state["batch"]

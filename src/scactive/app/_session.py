@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +31,7 @@ from ..io import MISSING_LABELS, data_checksum, read_small_table, select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, TrainedModel, make_learner, save_model
 from ..pp import FeatureSpace, gene_symbols, normalize, remove_genes
 from ..strategies import get_strategy
+from ._export import check_export_targets, export_paths, protected_paths
 from ._store import KINDS, SCHEMA_VERSION, SessionError, SessionStore, UnknownCellError
 from ._store import now as _now
 
@@ -56,7 +57,17 @@ EXPORT_COLUMNS = (
     "scactive_strategy",
     "scactive_answered_at",
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Unicode categories refused in labels: control, format (zero-width, bidi overrides),
+#: surrogate, private-use, unassigned, and line or paragraph separators.
+_REFUSED_CATEGORIES = {
+    "Cc": "control",
+    "Cf": "invisible formatting",
+    "Cs": "surrogate",
+    "Co": "private-use",
+    "Cn": "unassigned",
+    "Zl": "line-separator",
+    "Zp": "paragraph-separator",
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,8 @@ def open_session(
     layer: str | None = None,
     use_raw: bool = False,
     cv_model: str | None = CV_MODEL,
+    source: str | Path | None = None,
+    read_options: Mapping[str, object] | None = None,
 ) -> Session:
     """Open the annotation session stored at ``path`` on ``adata``, creating it if new.
 
@@ -121,6 +134,11 @@ def open_session(
         Read this layer or ``.raw`` instead of ``X`` (the checksum covers the matrix read).
     cv_model
         The learner of the cross-validated accuracy estimate; None: the session's model.
+    source, read_options
+        Where ``adata`` was read from (a path or a bundled name) and how (e.g.
+        ``{"transpose": True}``): recorded in the session, so the command line can reopen it
+        without the data path, and protected from being overwritten by an export. A moved
+        file is recorded anew (the checksum still has to match).
     """
     for name, value in (("model", model), ("cv_model", cv_model)):
         if value is not None and value not in PRESETS:
@@ -181,6 +199,11 @@ def open_session(
             store.set_meta(model=model)
         if markers:
             store.add_markers(markers)
+        if source is not None:
+            recorded = _source_meta(source, read_options or {}, layer=layer, use_raw=use_raw)
+            current = store.meta()
+            if any(current.get(k) != v for k, v in recorded.items()):
+                store.set_meta(**recorded)
         session = Session(store, adata, prepared, umap, model=model, seed=seed, cv_model=cv_model)
         session._resolve_markers(markers, warn=True)  # name the given genes not in the data
         return session
@@ -661,6 +684,15 @@ class Session:
         )
 
     # -- export and status ----------------------------------------------------------------
+    def export_paths(self, *, overwrite: bool = False) -> dict[str, Path]:
+        """The app's export files in ``<session file>.export/`` (``h5ad``, ``csv``, ``model``):
+        numbered names when an export is there already, unless ``overwrite``."""
+        return export_paths(self.path, overwrite=overwrite)
+
+    def protected_paths(self) -> list[tuple[Path, str]]:
+        """The files an export may not replace: the session's and the input data's."""
+        return protected_paths(self.path, recorded_source(self._store.meta())[0])
+
     def export(
         self,
         path_h5ad: str | Path | None = None,
@@ -669,12 +701,20 @@ class Session:
     ) -> dict[str, Path]:
         """Write the answers and the model's calls, each file through a temporary file.
 
+        A target that is the session file (or SQLite's files beside it), the input data, or
+        another target of this export is refused (:class:`InputError`) before anything is
+        written.
+
         ``path_h5ad``: the input AnnData (all cells, its own ``X``) with the ``obs`` columns
         of ``EXPORT_COLUMNS`` and the session's UMAP in ``obsm['X_umap']`` (a UMAP the input
         had is kept as ``obsm['X_umap_input']``). ``path_csv``: the same columns, one row per
         cell. ``path_model``: the current learner (:func:`scactive.models.load_model` reads
         it; trained first if needed). Predicted columns are empty before any training.
         """
+        targets = check_export_targets(
+            {"h5ad": path_h5ad, "csv": path_csv, "model": path_model}, self.protected_paths()
+        )
+        path_h5ad, path_csv, path_model = (targets.get(k) for k in ("h5ad", "csv", "model"))
         table = self.export_table()
         written: dict[str, Path] = {}
         if path_model is not None:
@@ -685,7 +725,7 @@ class Session:
                 raise SessionError(
                     "No model to export: training needs labels of at least 2 cell types."
                 )
-            written["model"] = save_model(model, Path(path_model).expanduser())
+            written["model"] = save_model(model, path_model)
         if path_h5ad is not None:
             out = self._adata.copy()
             for column in table.columns:
@@ -759,6 +799,25 @@ class Session:
 
 
 # -- preparation ---------------------------------------------------------------------------
+def _source_meta(source, read_options, *, layer, use_raw) -> dict[str, str]:
+    path = Path(source).expanduser()
+    return {
+        "data_path": str(path.resolve()) if path.exists() else str(source),
+        "data_read_options": json.dumps(
+            {**dict(read_options), "layer": layer, "use_raw": bool(use_raw)}, sort_keys=True
+        ),
+    }
+
+
+def recorded_source(meta: Mapping[str, str]) -> tuple[str | None, dict]:
+    """The data path and read options a session file recorded (None, {} if none)."""
+    try:
+        options = json.loads(meta.get("data_read_options") or "{}")
+    except ValueError:
+        options = {}
+    return meta.get("data_path") or None, options if isinstance(options, dict) else {}
+
+
 def dataset_checksum(data: ad.AnnData) -> str:
     """SHA-256 of a CSR matrix (values and structure) and the cell and gene names."""
     return data_checksum(data.X, data.obs_names, data.var_names)
@@ -838,8 +897,23 @@ def _seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple[str, str]]:
 def check_label(label: object, what: str = "label") -> str:
     """A label stripped of surrounding space; refuses empty, over-long and control text."""
     if not isinstance(label, str):
-        raise SessionError(f"The {what} must be text; got {label!r}.")
-    text = label.strip()
+        raise SessionError(f"The {what} must be text; got {type(label).__name__} {label!r:.60}.")
+    bad = next(
+        (
+            (ch, _REFUSED_CATEGORIES[c])
+            for ch in label
+            if (c := unicodedata.category(ch)) in _REFUSED_CATEGORIES
+        ),
+        None,
+    )
+    if bad is not None:
+        ch, kind = bad
+        raise SessionError(
+            f"The {what} {label.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds the "
+            f"{kind} character U+{ord(ch):04X}, which labels may not contain (it hides or "
+            "breaks text, so labels that look alike would differ); type it again without it."
+        )
+    text = unicodedata.normalize("NFC", label).strip()
     if not text:
         raise SessionError(
             f"The {what} is empty; give a cell type, or answer with kind 'unsure' or 'skip'."
@@ -849,8 +923,6 @@ def check_label(label: object, what: str = "label") -> str:
             f"The {what} has {len(text)} characters; at most {MAX_LABEL_LENGTH} are allowed "
             f"({text[:40]!r}...)."
         )
-    if _CONTROL.search(text):
-        raise SessionError(f"The {what} {text[:40]!r} holds control characters (line breaks?).")
     if text.lower() in MISSING_LABELS:
         raise SessionError(
             f"The {what} {text!r} reads as 'no label' in scactive; answer with kind 'unsure' "

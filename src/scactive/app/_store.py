@@ -16,6 +16,7 @@ marks the answer ``undone`` and re-activates the one it superseded.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -148,26 +149,28 @@ class SessionStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the database's write lock from its first statement."""
-        with self._lock:
+        with self._lock, _database_errors(self.path):
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: a consistent snapshot over several statements."""
-        with self._lock:
+        with self._lock, _database_errors(self.path):
             conn = self._connection()
             conn.execute("BEGIN")
             try:
                 yield conn
             finally:
-                conn.execute("COMMIT")
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -375,13 +378,55 @@ class SessionStore:
             return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
+@contextmanager
+def _database_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors on a damaged or read-only file into a message naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        text = str(err)
+        if "readonly" in text or "read-only" in text:
+            raise InputError(_read_only(path)) from err
+        if isinstance(err, sqlite3.OperationalError) and "locked" in text:
+            raise InputError(
+                f"The session file '{path}' stayed locked by another program for "
+                f"{BUSY_TIMEOUT:.0f} s; try again when it is done."
+            ) from err
+        raise InputError(_damaged(path, text)) from err
+
+
+def _read_only(path: Path) -> str:
+    return (
+        f"The session file '{path}' cannot be written: the file or its folder "
+        f"'{path.parent}' is read-only (SQLite writes the answers and a journal beside the "
+        "file). Make both writable (chmod u+w), or copy the file into a folder you can write "
+        "to and open the copy."
+    )
+
+
+def _damaged(path: Path, detail: str) -> str:
+    return (
+        f"The session file '{path}' is damaged (SQLite: {detail}). It was left untouched. "
+        f"Keep a copy; `sqlite3 '{path}' .recover` may rescue the answers into a new file."
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     """Open (or create) a session file, refusing files that are not scactive sessions."""
+    with _database_errors(path):
+        return _open_checked(path)
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
     if path.is_dir():
         raise InputError(
             f"The session path '{path}' is a folder; give a file name, e.g. "
             f"'{path / 'session.scactive'}'."
         )
+    if path.exists() and not (
+        os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    ):
+        raise InputError(_read_only(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
@@ -411,6 +456,14 @@ def _connect(path: Path) -> sqlite3.Connection:
             f"'{path}' is an SQLite database but not a scactive session file. It was left "
             "untouched; choose another --session file name to start a new session."
         )
+    if application_id == APPLICATION_ID:
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        except sqlite3.DatabaseError as err:
+            problems = [str(err)]
+        if problems != ["ok"]:
+            conn.close()
+            raise InputError(_damaged(path, "; ".join(problems)))
     if version > SCHEMA_VERSION:
         conn.close()
         raise InputError(

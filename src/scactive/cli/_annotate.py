@@ -1,12 +1,13 @@
 """``scactive query``, ``teach`` and ``export``: an annotation session from the shell.
 
-The session file keeps the answers; ``DATA`` is read again by every command (the file holds
-only its checksum). A round trip::
+The session file keeps the answers and records where its data came from (path, read options
+and checksum): ``DATA`` is needed only to create a session, or to point at data that moved. A
+round trip::
 
     scactive query cells.h5ad --session cells.scactive --n 20 > ask.csv
     # fill a 'label' column in ask.csv (or write cell,label rows), then
-    scactive teach cells.h5ad --session cells.scactive ask.csv
-    scactive export cells.h5ad --session cells.scactive --out annotated.h5ad
+    scactive teach ask.csv --session cells.scactive
+    scactive export --session cells.scactive --out annotated.h5ad
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ SeedLabels = Annotated[
     ),
 ]
 
+OptionalData = Annotated[
+    str | None,
+    typer.Argument(
+        help="h5ad, 10x .h5 or mtx folder, csv/tsv, loom, or a bundled dataset name. Needed to "
+        "create a session; afterwards the session's recorded path is read (give DATA if the "
+        "file moved).",
+        show_default=False,
+    ),
+]
+
 #: Rows of a bad answers file quoted in the error message.
 SHOW_PROBLEMS = 5
 
@@ -63,10 +74,15 @@ def _open(
     use_raw=False,
     transpose=False,
 ):
-    """Read ``data`` and open (or create) the session file over it."""
+    """Read ``data`` (default: the path the session recorded) and open the session over it."""
     from .. import io
     from ..app import open_session, read_markers
 
+    if data is None:
+        data, options = _recorded_data(session)
+        transpose = transpose or bool(options.get("transpose"))
+        layer = layer if layer is not None else options.get("layer")
+        use_raw = use_raw or bool(options.get("use_raw"))
     adata = io.read(data, transpose=transpose)
     return open_session(
         adata,
@@ -77,12 +93,38 @@ def _open(
         seed=seed,
         layer=layer,
         use_raw=use_raw,
+        source=data,
+        read_options={"transpose": transpose},
     )
+
+
+def _recorded_data(session: Path) -> tuple[str, dict]:
+    """The data path and read options recorded in an existing session file."""
+    from ..app import SessionStore
+    from ..app._session import recorded_source
+
+    if not Path(session).expanduser().is_file():
+        raise InputError(
+            f"The session file '{session}' does not exist yet: give the data to annotate "
+            f"first, e.g. scactive query cells.h5ad --session {session}."
+        )
+    store = SessionStore(session)
+    try:
+        data, options = recorded_source(store.meta())
+    finally:
+        store.close()
+    if data is None:
+        raise InputError(
+            f"The session file '{session}' does not record its data's path (it was made by "
+            "an older scactive or from Python): give DATA before the options."
+        )
+    return data, options
 
 
 @app.command()
 def query(
-    data: opt.Data,
+    data: OptionalData = None,
+    *,
     session: SessionFile,
     n: Annotated[int, typer.Option("--n", "-n", help="Cells to ask about.")] = 20,
     strategy: Annotated[
@@ -147,15 +189,19 @@ def query(
 
 @app.command()
 def teach(
-    data: opt.Data,
-    answers: Annotated[
-        Path,
+    data: Annotated[
+        str | None,
         typer.Argument(
-            help="CSV with columns cell,label (optional: kind = label, unsure, doublet or "
-            "skip; strategy). Other columns are ignored, so query's output with a label "
-            "column added will do."
+            help="[DATA] ANSWERS: the data (optional once the session exists), then a CSV "
+            "with columns cell,label (optional: kind = label, unsure, doublet or skip; "
+            "strategy). Other columns are ignored, so query's output with a label column "
+            "added will do.",
+            metavar="[DATA] ANSWERS",
+            show_default=False,
         ),
-    ],
+    ] = None,
+    answers: Annotated[Path | None, typer.Argument(hidden=True, show_default=False)] = None,
+    *,
     session: SessionFile,
     label_key: SeedLabels = None,
     markers: Markers = None,
@@ -167,6 +213,10 @@ def teach(
     """Record answers from a CSV: all rows or, if any row is bad, none."""
     setup_logging(verbose)
     try:
+        if answers is None:  # one path given: the answers
+            if data is None:
+                raise InputError("Give the answers file: scactive teach ANSWERS --session S.")
+            data, answers = None, Path(data)
         rows = _read_answers(answers)
         with _open(
             data,
@@ -212,7 +262,8 @@ def teach(
 
 @app.command("export")
 def export_session(
-    data: opt.Data,
+    data: OptionalData = None,
+    *,
     session: SessionFile,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The annotated h5ad to write (all cells).")
@@ -228,8 +279,14 @@ def export_session(
     verbose: opt.Verbose = False,
 ) -> None:
     """Write the data with the session's labels and predictions (scactive_* obs columns)."""
+    from ..app._export import check_export_targets, protected_paths
+
     setup_logging(verbose)
     try:
+        # refuse a target that would replace the data or the session before reading anything
+        source = data if data is not None else _recorded_data(session)[0]
+        targets = {"h5ad": out, "csv": csv, "model": model}
+        check_export_targets(targets, protected_paths(Path(session).expanduser(), source))
         with _open(
             data, session, learner=learner, layer=layer, use_raw=use_raw, transpose=transpose
         ) as s:
@@ -250,12 +307,26 @@ def _read_answers(path: Path) -> list[dict]:
     )
     if table.empty:
         raise InputError(f"The answers file '{path}' holds no rows.")
-    rows = []
-    for record in table.to_dict("records"):
+    rows, seen = [], {}
+    for line, record in enumerate(table.to_dict("records"), start=2):
         kind = record.get("kind", "").strip().lower() or "label"
         label = record["label"] if kind == "label" or record["label"].strip() else None
         strategy = record.get("strategy", "").strip() or None
-        rows.append(
-            {"cell": record["cell"].strip(), "label": label, "kind": kind, "strategy": strategy}
-        )
+        row = {"cell": record["cell"].strip(), "label": label, "kind": kind, "strategy": strategy}
+        previous = seen.get(row["cell"])
+        if previous is not None:
+            first_line, first = previous
+            if (first["label"], first["kind"]) != (row["label"], row["kind"]):
+                raise InputError(
+                    f"'{path}' answers cell {row['cell']!r} twice, differently: line "
+                    f"{first_line} says {_said(first)}, line {line} says {_said(row)}. Keep one "
+                    "of the two lines; nothing was recorded."
+                )
+            continue  # the same answer twice: once is enough
+        seen[row["cell"]] = (line, row)
+        rows.append(row)
     return rows
+
+
+def _said(row: dict) -> str:
+    return repr(row["label"]) if row["kind"] == "label" else f"kind {row['kind']!r}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import socket
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ import typer
 from .._errors import InputError
 from . import _options as opt
 from . import app, console, fail, setup_logging
-from ._annotate import Learner, Markers, Seed, SeedLabels, SessionFile, _open
+from ._annotate import Learner, Markers, OptionalData, Seed, SeedLabels, SessionFile, _open
 
 
 def _is_loopback(host: str) -> bool:
@@ -25,7 +26,8 @@ def _is_loopback(host: str) -> bool:
 
 @app.command()
 def annotate(
-    data: opt.Data,
+    data: OptionalData = None,
+    *,
     session: SessionFile,
     label_key: SeedLabels = None,
     markers: Markers = None,
@@ -52,7 +54,7 @@ def annotate(
     """Label cells in a local web app; answers are saved in the session file at once."""
     import uvicorn
 
-    from ..app._server import create_app
+    from ..app._server import LOOPBACK_NAMES, create_app
 
     setup_logging(verbose)
     try:
@@ -60,6 +62,8 @@ def annotate(
             raise InputError(f"--batch-size {batch_size}; expected a whole number from 1 to 500.")
         if token is None and not _is_loopback(host):
             token = secrets.token_urlsafe(24)
+        # local mode answers to loopback names only; with a token, to any name
+        hosts = None if token else LOOPBACK_NAMES | {host}
         s = _open(
             data,
             session,
@@ -71,13 +75,43 @@ def annotate(
             use_raw=use_raw,
             transpose=transpose,
         )
-        web = create_app(s, token=token, batch_size=batch_size, strategy=strategy)
+        try:
+            web = create_app(s, token=token, batch_size=batch_size, strategy=strategy, hosts=hosts)
+        except BaseException:
+            s.close()
+            raise
     except InputError as err:
         fail(err)
+    try:
+        listening = _listen(host, port)  # bound before the address is printed: ready
+    except InputError as err:
+        s.close()
+        fail(err)
     shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+    shown = f"[{shown}]" if ":" in shown else shown
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     console.print(f"Session [bold]{session}[/]: open [bold]{address}[/] (Ctrl+C to stop)")
+    server = uvicorn.Server(uvicorn.Config(web, log_level="warning"))
     try:
-        uvicorn.run(web, host=host, port=port, log_level="warning")
+        server.run(sockets=[listening])
     finally:
+        listening.close()
         s.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``; a clear error when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise InputError(
+            f"Cannot listen on {host}:{port} ({err.strerror or err}). Another program (or "
+            "another scactive annotate) may use that port: choose another with --port."
+        ) from None
+    sock.set_inheritable(True)
+    return sock

@@ -243,8 +243,12 @@ async function answerSelected(kind, label) {
 async function undo() {
   const ids = myAnswers();
   const id = ids.pop();
+  if (id === undefined) {  // never another tab's answer: undo only what this tab answered
+    setStatus("Nothing to undo: this tab has not answered yet.", false, true);
+    return;
+  }
   try {
-    await api("api/undo", id === undefined ? {} : { id });
+    await api("api/undo", { id });
     setMyAnswers(ids);
     await refresh();
   } catch (err) { setStatus(err.message, false, true); }
