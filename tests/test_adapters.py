@@ -213,7 +213,7 @@ def test_r_failure_raises_tool_error_with_r_message(tmp_path):
     script = tmp_path / "fails.R"
     script.write_text('cat("working\\n")\nstop("planted failure in ", commandArgs(TRUE)[1])\n')
     with pytest.raises(ToolError, match=r"(?s)exit code 1.*planted failure in /"):
-        run_rscript(script, tmp_path, tool="planted", timeout=60)
+        run_rscript(script, tmp_path, tool="planted", timeout=300)
     script.write_text("Sys.sleep(30)\n")
     with pytest.raises(ToolError, match="did not finish within 1 s"):
         run_rscript(script, tmp_path, tool="planted", timeout=1)

@@ -437,3 +437,17 @@ def test_teach_on_a_read_only_session_says_so(files, tmp_path, where):
     assert "read-only" in message and "not a scactive session" not in message
     assert "Traceback" not in result.stderr
     assert digest(*session_files(session)) == before
+
+
+def test_annotate_on_a_port_in_use_says_so_before_reading_anything(files, tmp_path):
+    import socket
+
+    data, _ = files
+    session = tmp_path / "new.scactive"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = invoke("annotate", data, "--session", session, "--port", port)
+    assert result.exit_code == 2 and "--port" in result.output and "Traceback" not in result.output
+    assert not session.exists()

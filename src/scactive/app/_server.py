@@ -290,7 +290,7 @@ def _whole(body: dict, key: str, *, low: int, high: int, default: Any = None) ->
         return default
     if type(value) is not int or not low <= value <= high:
         raise _BadRequest(
-            f"'{key}' must be a whole number from {low} to {high}; got {str(value)[:40]}."
+            f"'{key}' must be a whole number from {low} to {high}; got {json.dumps(value)[:40]}."
         )
     return value
 

@@ -64,6 +64,10 @@ def annotate(
             token = secrets.token_urlsafe(24)
         # local mode answers to loopback names only; with a token, to any name
         hosts = None if token else LOOPBACK_NAMES | {host}
+        listening = _listen(host, port)  # first: a port in use fails before the data is read
+    except InputError as err:
+        fail(err)
+    try:
         s = _open(
             data,
             session,
@@ -81,12 +85,12 @@ def annotate(
             s.close()
             raise
     except InputError as err:
+        listening.close()
         fail(err)
-    try:
-        listening = _listen(host, port)  # bound before the address is printed: ready
-    except InputError as err:
-        s.close()
-        fail(err)
+    except BaseException:
+        listening.close()
+        raise
+    # printed once the session is open and the socket listens: the server is ready
     shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     shown = f"[{shown}]" if ":" in shown else shown
     address = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

@@ -259,8 +259,12 @@ async function newType() {
   if (label && label.trim()) await answerSelected("label", label.trim());
 }
 
+let generation = 0;  // the latest refresh; an older reply arriving later is dropped
 async function refresh() {
-  state = await api("api/state");
+  const mine = ++generation;
+  const reply = await api("api/state");
+  if (mine !== generation) return;  // a newer refresh is under way and will render
+  state = reply;
   const strategy = document.getElementById("strategy");
   if (!strategy.options.length) {
     for (const name of state.strategies) strategy.append(new Option(name, name));
