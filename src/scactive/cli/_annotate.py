@@ -32,7 +32,7 @@ SessionFile = Annotated[
 ]
 Markers = Annotated[
     Path | None,
-    typer.Option(help="Marker genes: CSV/TSV with columns type,gene, or JSON {type: [genes]}."),
+    typer.Option(help="Marker genes: CSV/TSV with columns type,gene, or JSON {type: \\[genes]}."),
 ]
 Learner = Annotated[
     str | None,
@@ -189,18 +189,16 @@ def query(
 
 @app.command()
 def teach(
-    data: Annotated[
-        str | None,
+    paths: Annotated[
+        list[str],
         typer.Argument(
-            help="[DATA] ANSWERS: the data (optional once the session exists), then a CSV "
-            "with columns cell,label (optional: kind = label, unsure, doublet or skip; "
-            "strategy). Other columns are ignored, so query's output with a label column "
-            "added will do.",
+            help="The data (optional once the session exists), then a CSV with columns "
+            "cell,label (optional: kind = label, unsure, doublet or skip; strategy). Other "
+            "columns are ignored, so query's output with a label column added will do.",
             metavar="[DATA] ANSWERS",
             show_default=False,
         ),
-    ] = None,
-    answers: Annotated[Path | None, typer.Argument(hidden=True, show_default=False)] = None,
+    ],
     *,
     session: SessionFile,
     label_key: SeedLabels = None,
@@ -213,10 +211,12 @@ def teach(
     """Record answers from a CSV: all rows or, if any row is bad, none."""
     setup_logging(verbose)
     try:
-        if answers is None:  # one path given: the answers
-            if data is None:
-                raise InputError("Give the answers file: scactive teach ANSWERS --session S.")
-            data, answers = None, Path(data)
+        if not 1 <= len(paths) <= 2:
+            raise InputError(
+                f"teach takes [DATA] ANSWERS (one or two paths); got {len(paths)}: "
+                "scactive teach answers.csv --session S."
+            )
+        data, answers = (None, Path(paths[0])) if len(paths) == 1 else (paths[0], Path(paths[1]))
         rows = _read_answers(answers)
         with _open(
             data,
