@@ -199,3 +199,53 @@ def test_synthetic_dataset_is_labeled_counts():
     assert io.looks_like_counts(adata.X)
     assert adata.obs["cell_type"].nunique() >= 5
     assert "synthetic_paper_scale" in datasets.BUNDLED
+
+
+def _tenx_folder(folder, adata, *, gzipped: bool, genes_file: str = "features.tsv"):
+    folder.mkdir()
+    scipy.io.mmwrite(folder / "matrix.mtx", sp.csr_matrix(adata.X.T.astype(np.int64)))
+    pd.DataFrame(
+        {"id": adata.var_names, "name": adata.var_names, "kind": "Gene Expression"}
+    ).to_csv(folder / genes_file, sep="\t", header=False, index=False)
+    pd.Series(adata.obs_names).to_csv(folder / "barcodes.tsv", header=False, index=False)
+    if gzipped:
+        for name in ("matrix.mtx", genes_file, "barcodes.tsv"):
+            (folder / f"{name}.gz").write_bytes(gzip.compress((folder / name).read_bytes()))
+            (folder / name).unlink()
+    return folder
+
+
+def test_10x_folders_plain_or_gzipped_read_alike(tmp_path, counts_adata):
+    small = counts_adata[:20, :30].copy()
+    gz = io.read(_tenx_folder(tmp_path / "gz", small, gzipped=True))
+    for name, kwargs in [
+        ("plain", {"gzipped": False}),  # 10x v3 files, uncompressed
+        ("legacy", {"gzipped": False, "genes_file": "genes.tsv"}),
+        ("legacy_gz", {"gzipped": True, "genes_file": "genes.tsv"}),
+    ]:
+        got = io.read(_tenx_folder(tmp_path / name, small, **kwargs))
+        assert list(got.obs_names) == list(gz.obs_names), name
+        assert list(got.var_names) == list(gz.var_names), name
+        assert "gene_ids" in got.var, name
+        np.testing.assert_array_equal(got.X.toarray(), gz.X.toarray(), err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "keep, missing",
+    [
+        ([], ["'matrix.mtx' or 'matrix.mtx.gz'", "'barcodes.tsv' or 'barcodes.tsv.gz'"]),
+        (["matrix.mtx"], ["'barcodes.tsv' or 'barcodes.tsv.gz'", "'genes.tsv'"]),
+        (["features.tsv", "barcodes.tsv"], ["'matrix.mtx' or 'matrix.mtx.gz'"]),
+    ],
+)
+def test_10x_folder_missing_a_file_names_what_it_needs(tmp_path, counts_adata, keep, missing):
+    folder = _tenx_folder(tmp_path / "tenx", counts_adata[:10, :10].copy(), gzipped=False)
+    for path in folder.iterdir():
+        if path.name not in keep:
+            path.unlink()
+    with pytest.raises(InputError) as err:
+        io.read(folder)
+    message = str(err.value)
+    assert "not a 10x matrix folder" in message
+    for name in missing:
+        assert name in message

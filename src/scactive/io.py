@@ -59,9 +59,7 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
     kind = suffixes[-1] if suffixes else ""
     try:
         if path.is_dir():
-            import scanpy as sc
-
-            adata = sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=True)
+            adata = _read_10x_folder(path)
         elif kind == ".h5ad":
             adata = ad.read_h5ad(path)
         elif kind == ".h5":
@@ -93,6 +91,56 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
             f"Could not read '{path}' as {kind or 'a 10x folder'}: {err}. The file may be "
             "truncated or not in the format its name says; re-export or re-download it."
         ) from err
+    return adata
+
+
+#: The files of a 10x matrix folder, each plain or gzipped; genes.tsv in older versions.
+_TENX_FILES = {
+    "matrix": ("matrix.mtx", "matrix.mtx.gz"),
+    "barcodes": ("barcodes.tsv", "barcodes.tsv.gz"),
+    "features": ("features.tsv", "features.tsv.gz", "genes.tsv", "genes.tsv.gz"),
+}
+#: The layouts scanpy reads (10x's older plain one and the gzipped v3 one).
+_SCANPY_LAYOUTS = (
+    {"matrix.mtx", "barcodes.tsv", "genes.tsv"},
+    {"matrix.mtx.gz", "barcodes.tsv.gz", "features.tsv.gz"},
+)
+
+
+def _read_10x_folder(path: Path) -> ad.AnnData:
+    """A 10x matrix folder, its files plain or gzipped; the error names any file missing."""
+    found, missing = {}, []
+    for role, names in _TENX_FILES.items():
+        found[role] = next((path / n for n in names if (path / n).is_file()), None)
+        if found[role] is None:
+            missing.append(" or ".join(f"'{n}'" for n in names))
+    if missing:
+        held = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+        shown = ", ".join(held[:8]) + (", ..." if len(held) > 8 else "") or "no files"
+        raise InputError(
+            f"The folder '{path}' is not a 10x matrix folder: it has no {'; no '.join(missing)} "
+            f"(it holds {shown}). Point to the folder with the 10x files (matrix, barcodes and "
+            "features or genes), or to a single data file."
+        )
+    if {p.name for p in found.values()} in _SCANPY_LAYOUTS:
+        import scanpy as sc
+
+        return sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=True)
+    # other mixes, such as v3 files left uncompressed: read them as scanpy would
+    import scipy.io
+
+    X = sp.csr_matrix(scipy.io.mmread(found["matrix"]).T, dtype=np.float32)
+    features = pd.read_csv(found["features"], sep="\t", header=None, dtype=str)
+    barcodes = pd.read_csv(found["barcodes"], sep="\t", header=None, dtype=str)
+    var = pd.DataFrame(index=pd.Index(features[min(1, features.shape[1] - 1)], dtype=str))
+    var["gene_ids"] = features[0].to_numpy()
+    if features.shape[1] > 2:
+        var["feature_types"] = features[2].to_numpy()
+    var.index.name = None
+    adata = ad.AnnData(
+        X, obs=pd.DataFrame(index=pd.Index(barcodes[0], dtype=str, name=None)), var=var
+    )
+    adata.var_names_make_unique()
     return adata
 
 
