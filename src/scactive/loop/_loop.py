@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import evaluate
+from ..models._one_class import fit_learner
 from ..strategies import Strategy
 from ._state import LabelState
 
@@ -92,17 +93,18 @@ def active_learning(
     state = LabelState(len(X_pool))
     state.add(initial, oracle(initial), round_=0, strategy="initial")
     result = LoopResult(state=state)
-    learner = None
+    learner = base = None
 
     def fit_and_record(round_: int, query_seconds: float) -> None:
-        nonlocal learner
+        nonlocal learner, base
         start = time.perf_counter()
-        if learner is None or retrain == "scratch":
-            learner = new_learner(round_)
-            if retrain == "continue" and "warm_start" in learner.get_params():
-                learner.set_params(warm_start=True)
+        if base is None or retrain == "scratch":
+            base = new_learner(round_)
+            if retrain == "continue" and "warm_start" in base.get_params():
+                base.set_params(warm_start=True)
         positions = state.positions
-        learner.fit(X_pool[positions], state.labels[positions].astype(str))
+        # labeled cells of one type: the learner predicts that type (many refuse to fit)
+        learner = fit_learner(base, X_pool[positions], state.labels[positions].astype(str))
         train_seconds = time.perf_counter() - start
         metrics = evaluate(y_val, learner.predict_proba(X_val), learner.classes_, classes)
         record = {
