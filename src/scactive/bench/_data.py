@@ -36,6 +36,39 @@ class DataOptions:
     val_fraction: float = 0.2
     initial: float = 0.2
 
+    def __post_init__(self) -> None:
+        for name, value, least, what in (
+            ("n_top_genes", self.n_top_genes, 1, "highly variable genes kept"),
+            ("n_pcs", self.n_pcs, 1, "PCA components"),
+            ("min_genes", self.min_genes, 0, "genes a cell needs to be kept"),
+            ("min_cells", self.min_cells, 0, "pool cells a gene needs to be kept"),
+        ):
+            if not _whole(value) or value < least:
+                raise InputError(
+                    f"{name}={value} (--{name.replace('_', '-')}) is not valid: it counts the "
+                    f"{what}, a whole number >= {least}."
+                )
+        if not (isinstance(self.val_fraction, int | float) and 0 < self.val_fraction < 1):
+            raise InputError(
+                f"val_fraction={self.val_fraction}; expected a fraction between 0 and 1."
+            )
+        check_initial(self.initial)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_initial(initial: float) -> None:
+    """Refuse an ``initial`` that is neither a fraction below 1 nor a whole count >= 1."""
+    ok = isinstance(initial, int | float | np.number) and not isinstance(initial, bool)
+    if ok and np.isfinite(initial) and 0 < initial and (initial < 1 or float(initial).is_integer()):
+        return
+    raise InputError(
+        f"initial={initial} (--initial) is not valid: give a fraction of the pool above 0 and "
+        "below 1 (e.g. 0.2), or a whole number of cells from 1 up (e.g. 20)."
+    )
+
 
 @dataclass
 class PreparedData:

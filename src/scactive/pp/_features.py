@@ -12,6 +12,8 @@ import scanpy as sc
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
+from .._errors import InputError
+
 logger = logging.getLogger("scactive")
 
 
@@ -51,6 +53,14 @@ class FeatureSpace:
     mean_: np.ndarray = field(init=False, repr=False)
     std_: np.ndarray = field(init=False, repr=False)
     pca_: PCA = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.n_top_genes < 1 or self.n_pcs < 1 or self.min_cells < 0:
+            raise InputError(
+                f"n_top_genes={self.n_top_genes}, n_pcs={self.n_pcs}, "
+                f"min_cells={self.min_cells}: need at least one gene and one component, and "
+                "min_cells >= 0."
+            )
 
     def fit(self, pool: ad.AnnData) -> FeatureSpace:
         """Choose genes on the log-normalised ``pool`` and fit scaling and PCA on it."""
