@@ -188,3 +188,65 @@ def test_worker_processes_give_the_same_picks(adata, tmp_path):
     )
     pd.testing.assert_series_equal(one["n_labeled"], two["n_labeled"])
     np.testing.assert_allclose(one["macro_f1"], two["macro_f1"], atol=0.02)
+
+
+@pytest.mark.parametrize("retrain", ["scratch", "continue"])
+def test_one_labeled_type_at_the_start_predicts_that_type(adata, retrain):
+    table = simulate(
+        adata,
+        label_key="cell_type",
+        models=["logreg"],
+        retrain=retrain,
+        ceiling=False,
+        **{**FAST, "initial": 1},
+    )
+    start = table[table["round"] == 0]
+    assert (start["n_labeled"] == 1).all()
+    assert start["accuracy"].between(0.2, 0.5).all()  # every cell called the one type
+    assert table["round"].max() == FAST["n_rounds"]
+
+
+def test_a_run_that_fails_at_once_leaves_no_config(adata, tmp_path, monkeypatch):
+    import scactive._simulate as module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("planted failure")
+        yield
+
+    monkeypatch.setattr(module, "run_tasks", broken)
+    out = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="planted"):
+        simulate(adata, label_key="cell_type", out=out, **FAST)
+    assert not out.exists()  # so a corrected command is not refused as "a different run"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RuntimeError, match="planted"):
+        simulate(adata, label_key="cell_type", out=empty, **FAST)
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "option, match",
+    [
+        ({"initial": 2.5}, "initial=2.5"),
+        ({"initial": float("nan")}, "initial=nan"),
+        ({"n_top_genes": 0}, "n_top_genes=0"),
+        ({"n_pcs": -1}, "n_pcs=-1"),
+        ({"min_cells": -2}, "min_cells=-2"),
+        ({"val_fraction": 1.0}, "val_fraction=1.0"),
+    ],
+)
+def test_bad_options_are_refused_before_any_output(adata, tmp_path, option, match):
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match=match):
+        simulate(adata, label_key="cell_type", out=out, **{**FAST, **option})
+    assert not out.exists()
+
+
+def test_a_folder_held_by_another_run_is_refused(adata, tmp_path):
+    from scactive._files import folder_lock
+
+    out = tmp_path / "run"
+    with folder_lock(out), pytest.raises(InputError, match="Another scactive simulation"):
+        simulate(adata, label_key="cell_type", out=out, **FAST)
+    assert [p.name for p in out.iterdir()] == [".scactive.lock"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._errors import InputError
-from ._files import atomic_write
+from ._files import atomic_write, check_out_folder, folder_lock
 from .bench import (
     DataOptions,
     GridOptions,
@@ -115,6 +116,7 @@ def simulate(
     -------
     The results table: one row per model, strategy, batch size, seed and round.
     """
+    out = check_out_folder(out) if out is not None else None
     data_options = DataOptions(
         layer=layer,
         use_raw=use_raw,
@@ -128,8 +130,6 @@ def simulate(
         val_fraction=val_fraction,
         initial=initial,
     )
-    if not 0 < val_fraction < 1:
-        raise InputError(f"val_fraction={val_fraction}; expected a fraction between 0 and 1.")
     grid_options = GridOptions(
         models=tuple(models),
         strategies=tuple(strategies),
@@ -142,6 +142,35 @@ def simulate(
         use_pca=use_pca,
         ceiling=ceiling,
     )
+
+    def run(run_dir: _RunDir | None) -> pd.DataFrame:
+        options = (data_options, grid_options, report, progress, n_jobs, source)
+        return _run(adata, label_key, run_dir, *options)
+
+    if out is None:
+        return run(None)
+    run_dir = _RunDir(out)
+    run_dir.check()  # before the lock, which would add its file to someone else's folder
+    with run_lock(out, what="simulation"):
+        try:
+            return run(run_dir)
+        except Exception:
+            run_dir.undo()  # a refused or failed run leaves no config.json of its own
+            raise
+
+
+def _run(
+    adata: ad.AnnData,
+    label_key: str,
+    run_dir: _RunDir | None,
+    data_options: DataOptions,
+    grid_options: GridOptions,
+    report: bool,
+    progress: bool,
+    n_jobs: int,
+    source: str | None,
+) -> pd.DataFrame:
+    seeds, ceiling = grid_options.seeds, grid_options.ceiling
     prepared = prepare(adata, label_key, data_options)
     n_pool, n_initial = split_sizes(prepared.adata.n_obs, data_options)
     too_big = [b for b in grid_options.batch_sizes if b > n_pool - n_initial]
@@ -169,7 +198,6 @@ def simulate(
     seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
     for seed_data in seeds_data.values():
         seed_data.pool  # noqa: B018 - split every seed now: a bad split fails before any output
-    run_dir = _RunDir(Path(out), fingerprint) if out is not None else None
     if run_dir is not None:
         run_dir.open(config)
 
@@ -234,36 +262,89 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+#: The lock file :func:`scactive._files.folder_lock` keeps in an output folder.
+LOCK_NAME = ".scactive.lock"
+_HELD: set[Path] = set()  # output folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, *, what: str = "run") -> Iterator[None]:
+    """Hold the lock of the output folder ``out`` for a run: a second run is refused.
+
+    Taken again in the same process (a comparison running its simulation) it is held
+    already. A run that wrote nothing leaves no lock file, and no folder it created.
+    """
+    out = Path(out)
+    key = out.absolute()
+    if key in _HELD:
+        yield
+        return
+    new_folder = not out.exists()
+    new_lock = not (out / LOCK_NAME).exists()
+    with folder_lock(out, what=what):
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            with contextlib.suppress(OSError):
+                if new_lock and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+                    (out / LOCK_NAME).unlink()
+                    if new_folder:
+                        out.rmdir()
+
+
+def _is_empty(folder: Path) -> bool:
+    """No file of the user's in ``folder`` (the lock file does not count)."""
+    return not folder.exists() or all(p.name == LOCK_NAME for p in folder.iterdir())
+
+
 class _RunDir:
     """An output folder: refuses another run's results, keeps finished cells for resuming."""
 
-    def __init__(self, path: Path, fingerprint: str) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.fingerprint = fingerprint
         self.cells = path / "cells"
+        self.config_path = path / "config.json"
+        self._created: list[Path] = []  # what this run created, undone if it fails at once
+
+    def check(self) -> None:
+        """Refuse a folder that holds files but no scactive run."""
+        if not self.config_path.exists() and not _is_empty(self.path):
+            raise InputError(
+                f"The output folder '{self.path}' is not empty and holds no scactive run. "
+                "Choose a new or empty --out folder."
+            )
 
     def open(self, config: dict) -> None:
-        config_path = self.path / "config.json"
-        if config_path.exists():
+        self.check()
+        if self.config_path.exists():
             try:
-                previous = json.loads(config_path.read_text()).get("fingerprint")
+                previous = json.loads(self.config_path.read_text()).get("fingerprint")
             except (OSError, json.JSONDecodeError):
                 previous = None
-            if previous != self.fingerprint:
+            if previous != config["fingerprint"]:
                 raise InputError(
                     f"The output folder '{self.path}' holds the results of a different run "
                     "(other data or parameters). Choose a new --out folder, or delete that one "
                     "to start over."
                 )
             logger.info("resuming the run in %s", self.path)
-        elif self.path.exists() and any(self.path.iterdir()):
-            raise InputError(
-                f"The output folder '{self.path}' is not empty and holds no scactive run. "
-                "Choose a new or empty --out folder."
-            )
-        self.cells.mkdir(parents=True, exist_ok=True)
-        if not config_path.exists():
-            atomic_write(config_path, json.dumps(config, indent=2, default=str))
+        if not self.cells.exists():
+            self.cells.mkdir(parents=True)
+            self._created.append(self.cells)
+        if not self.config_path.exists():
+            atomic_write(self.config_path, json.dumps(config, indent=2, default=str))
+            self._created.append(self.config_path)
+
+    def undo(self) -> None:
+        """Remove what :meth:`open` created, if no grid cell has finished since."""
+        if self.cells.exists() and any(self.cells.iterdir()):
+            return
+        for path in reversed(self._created):
+            with contextlib.suppress(OSError):
+                path.rmdir() if path.is_dir() else path.unlink()
+        self._created.clear()
 
     def load(self, key: str) -> tuple[pd.DataFrame, pd.DataFrame | None] | None:
         results = self.cells / f"{key}.results.csv"

@@ -57,16 +57,27 @@ def run_tasks(
         initargs=(first.prepared, first.options, options),
     ) as pool:
         futures = {pool.submit(_work, task): key for key, task in tasks}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:  # a failure or Ctrl-C: stop the workers now, not after their cells
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            raise
 
 
 _WORKER: dict = {}
 
 
 def _init_worker(prepared: PreparedData, data_options: DataOptions, options: GridOptions):
+    import signal
+
     import torch
 
+    # Ctrl-C reaches every process of the terminal; the main process alone answers it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     _WORKER.update(prepared=prepared, data_options=data_options, options=options, seeds={})
 

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError, ToolError
+from .._files import check_out_folder
 from ..io import read_small_table
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
+from ._simulate import InterruptWatch, interrupted
 
 
 @app.command()
@@ -22,8 +24,10 @@ def compare(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", "-o", help="Output folder. Without --from-simulation, it also holds the "
-            "simulation run first. Re-running resumes."
+            "--out",
+            "-o",
+            help="Output folder. Without --from-simulation, it also holds the "
+            "simulation run first. Re-running resumes.",
         ),
     ] = ...,  # type: ignore[assignment]
     methods: Annotated[
@@ -97,55 +101,67 @@ def compare(
 
     setup_logging(verbose)
     start = time.perf_counter()
-    try:
-        adata = io.read(data, transpose=transpose)
-        label_key = opt.label_key_or_default(adata, label_key)
-        query_data = io.read(query, transpose=transpose) if query is not None else None
-        if query_data is None and (query_label_key or label_map):
-            raise InputError("--query-label-key and --label-map need --query.")
-        options = DataOptions(
-            layer=layer,
-            use_raw=use_raw,
-            remove_mito=remove_mito,
-            remove_ribo=remove_ribo,
-            remove_hemoglobin=remove_hemoglobin,
-            min_genes=min_genes,
-            min_cells=min_cells,
-            n_top_genes=n_top_genes,
-            n_pcs=n_pcs,
-            val_fraction=val_fraction,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("default", UserWarning)
-            table = run(
-                adata,
-                label_key=label_key,
-                out=out,
-                methods=split_list(methods) if methods is not None else None,
-                from_simulation=from_simulation,
-                budgets=split_list(budgets, int),
-                strategies=split_list(strategies),
-                model=model,
-                batch_size=batch_size,
-                initial=initial,
-                seeds=seeds,
-                query=query_data,
-                query_label_key=query_label_key,
-                label_map=read_label_map(label_map) if label_map is not None else None,
-                data_options=options,
-                progress=progress,
-                n_jobs=jobs,
-                source=str(data),
+    with InterruptWatch() as watch:
+        try:
+            check_out_folder(out)  # before reading the data: a bad --out fails at once
+            adata = io.read(data, transpose=transpose)
+            label_key = opt.label_key_or_default(adata, label_key)
+            query_data = io.read(query, transpose=transpose) if query is not None else None
+            if query_data is None and (query_label_key or label_map):
+                raise InputError("--query-label-key and --label-map need --query.")
+            options = DataOptions(
+                layer=layer,
+                use_raw=use_raw,
+                remove_mito=remove_mito,
+                remove_ribo=remove_ribo,
+                remove_hemoglobin=remove_hemoglobin,
+                min_genes=min_genes,
+                min_cells=min_cells,
+                n_top_genes=n_top_genes,
+                n_pcs=n_pcs,
+                val_fraction=val_fraction,
             )
-    except InputError as err:
-        fail(err)
-    except ToolError as err:  # a real tool failed on this data: its own message, no traceback
-        console.print(
-            f"[bold red]Error:[/] {err}\nThe method runs that finished are kept; run the same "
-            "command again to resume, or leave this method out with --methods.",
-            highlight=False,
-        )
-        raise typer.Exit(code=1) from None
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", UserWarning)
+                table = run(
+                    adata,
+                    label_key=label_key,
+                    out=out,
+                    methods=split_list(methods) if methods is not None else None,
+                    from_simulation=from_simulation,
+                    budgets=split_list(budgets, int),
+                    strategies=split_list(strategies),
+                    model=model,
+                    batch_size=batch_size,
+                    initial=initial,
+                    seeds=seeds,
+                    query=query_data,
+                    query_label_key=query_label_key,
+                    label_map=read_label_map(label_map) if label_map is not None else None,
+                    data_options=options,
+                    progress=progress,
+                    n_jobs=jobs,
+                    source=str(data),
+                )
+        except InputError as err:
+            if watch.caused(err):  # a reader failing because of the Ctrl-C
+                interrupted(out, "method runs")
+            fail(err)
+        except ToolError as err:  # a real tool failed on this data: its own message, no traceback
+            if watch.caused(err):  # Ctrl-C reaches the tool's process too
+                interrupted(out, "method runs")
+            console.print(
+                f"[bold red]Error:[/] {err}\nThe method runs that finished are kept; run the same "
+                "command again to resume, or leave this method out with --methods.",
+                highlight=False,
+            )
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            interrupted(out, "method runs")
+        except Exception as err:
+            if watch.caused(err):
+                interrupted(out, "method runs")
+            raise
     console.print(
         f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {table['method'].nunique()} "
         f"methods, {len(table)} rows. Table: [bold]{out / 'comparison.csv'}[/]; report: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError
+from .._files import check_out_folder
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
@@ -80,47 +83,104 @@ def simulate(
 
     setup_logging(verbose)
     start = time.perf_counter()
-    try:
-        adata = io.read(data, transpose=transpose)
-        label_key = opt.label_key_or_default(adata, label_key)
-        out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("default", UserWarning)
-            table = run(
-                adata,
-                label_key=label_key,
-                out=out,
-                models=split_list(models),
-                strategies=split_list(strategies),
-                batch_sizes=split_list(batch_sizes, int),
-                seeds=seeds,
-                n_rounds=rounds,
-                initial=initial,
-                val_fraction=val_fraction,
-                stop_fraction=stop_fraction,
-                epochs=epochs,
-                retrain=retrain,
-                use_pca=pca_clustering,
-                layer=layer,
-                use_raw=use_raw,
-                remove_mito=remove_mito,
-                remove_ribo=remove_ribo,
-                remove_hemoglobin=remove_hemoglobin,
-                min_genes=min_genes,
-                min_cells=min_cells,
-                n_top_genes=n_top_genes,
-                n_pcs=n_pcs,
-                ceiling=ceiling,
-                report=report,
-                progress=progress,
-                n_jobs=jobs,
-                source=str(data),
-            )
-    except InputError as err:
-        fail(err)
+    out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
+    with InterruptWatch() as watch:
+        try:
+            check_out_folder(out)  # before reading the data: a bad --out fails at once
+            adata = io.read(data, transpose=transpose)
+            label_key = opt.label_key_or_default(adata, label_key)
+            with warnings.catch_warnings():
+                warnings.simplefilter("default", UserWarning)
+                table = run(
+                    adata,
+                    label_key=label_key,
+                    out=out,
+                    models=split_list(models),
+                    strategies=split_list(strategies),
+                    batch_sizes=split_list(batch_sizes, int),
+                    seeds=seeds,
+                    n_rounds=rounds,
+                    initial=initial,
+                    val_fraction=val_fraction,
+                    stop_fraction=stop_fraction,
+                    epochs=epochs,
+                    retrain=retrain,
+                    use_pca=pca_clustering,
+                    layer=layer,
+                    use_raw=use_raw,
+                    remove_mito=remove_mito,
+                    remove_ribo=remove_ribo,
+                    remove_hemoglobin=remove_hemoglobin,
+                    min_genes=min_genes,
+                    min_cells=min_cells,
+                    n_top_genes=n_top_genes,
+                    n_pcs=n_pcs,
+                    ceiling=ceiling,
+                    report=report,
+                    progress=progress,
+                    n_jobs=jobs,
+                    source=str(data),
+                )
+        except InputError as err:
+            if watch.caused(err):  # a reader failing because of the Ctrl-C
+                interrupted(out, "grid cells")
+            fail(err)
+        except KeyboardInterrupt:
+            interrupted(out, "grid cells")
+        except Exception as err:
+            if watch.caused(err):
+                interrupted(out, "grid cells")
+            raise
     n_runs = table.drop_duplicates(["model", "strategy", "batch_size", "seed"]).shape[0]
     console.print(
         f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {n_runs} runs, "
         f"{len(table)} rows. Results in [bold]{out}[/]"
         + (f"; report: [bold]{out / 'report.html'}[/]" if report else "")
     )
+
+
+def interrupted(out: Path, finished: str) -> None:
+    """After Ctrl-C: one line on what is kept and how to go on; exit with code 130."""
+    console.print(
+        f"[bold yellow]Interrupted.[/] The finished {finished} are kept in '{out}'; run the "
+        "same command again to resume.",
+        highlight=False,
+    )
+    raise typer.Exit(code=130)
+
+
+class InterruptWatch:
+    """Notes a Ctrl-C while active, for the errors some libraries raise in place of the
+    ``KeyboardInterrupt`` (numba's ``SystemError``, pandas' C reader's ``ParserError``)."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._previous = None
+
+    def __enter__(self) -> InterruptWatch:
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.default_int_handler and threading.current_thread() is (
+            threading.main_thread()
+        ):
+            self._previous = previous
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.seen = True
+        signal.default_int_handler(signum, frame)
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def caused(self, err: BaseException) -> bool:
+        """Whether ``err`` came from a Ctrl-C."""
+        seen = set()
+        while err is not None and id(err) not in seen:
+            if isinstance(err, KeyboardInterrupt):
+                return True
+            seen.add(id(err))
+            err = err.__cause__ or err.__context__
+        return self.seen

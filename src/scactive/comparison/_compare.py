@@ -21,8 +21,8 @@ import pandas as pd
 import torch
 
 from .._errors import InputError
-from .._files import atomic_write
-from .._simulate import _progress, simulate
+from .._files import atomic_write, check_out_folder
+from .._simulate import _is_empty, _progress, run_lock, simulate
 from ..bench import DataOptions, SeedData, prepare
 from ..metrics import evaluate_labels
 from ..pp import FeatureSpace, gene_symbols
@@ -126,7 +126,7 @@ def compare(
     -------
     The comparison table (``comparison.csv``).
     """
-    out = Path(out)
+    out = check_out_folder(out)
     chosen, notes = resolve_methods(methods)
     for note in notes:
         logger.warning(note)
@@ -134,51 +134,51 @@ def compare(
     if any(b < 1 for b in budgets):
         raise InputError(f"budgets={budgets}; each must be a whole number >= 1.")
     options = data_options or DataOptions()
-    if query is not None or from_simulation is not None:
-        _check_out(out)
-    if query is not None:
-        units, scoring, settings, left_out = _cross_units(
-            adata, query, label_key, query_label_key, label_map, options, chosen
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
-        sim_dir = None
-    else:
-        if from_simulation is None:
-            sim_dir = out
-            model, batch_size = model or "mlp2", batch_size or 9
-            n_rounds = max(0, math.ceil((max(budgets, default=initial) - initial) / batch_size))
-            simulate(
-                adata,
-                label_key=label_key,
-                out=out,
-                models=(model,),
-                strategies=tuple(strategies),
-                batch_sizes=(batch_size,),
-                seeds=seeds,
-                n_rounds=n_rounds,
-                initial=initial,
-                val_fraction=options.val_fraction,
-                report=False,
-                progress=progress,
-                n_jobs=n_jobs,
-                source=source,
-                **_simulate_options(options),
+    _check_out(out)  # before the lock, which would add its file to someone else's folder
+    with run_lock(out, what="comparison"):
+        if query is not None:
+            units, scoring, settings, left_out = _cross_units(
+                adata, query, label_key, query_label_key, label_map, options, chosen
             )
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
+            sim_dir = None
         else:
-            sim_dir = Path(from_simulation)
-        run = SimulationRun.load(sim_dir)
-        units, scoring, settings, more_notes = _simulation_units(
-            adata, run, chosen, strategies, budgets, model, batch_size, label_key
-        )
-        notes += more_notes
-    settings.update(methods=chosen, budgets=budgets, strategies=list(strategies), notes=notes)
-    table, per_class, predictions = _run_units(units, scoring, out, settings, progress, n_jobs)
-    _write(out, table, per_class, predictions, settings, chosen)
-    from ..report import write_comparison
+            if from_simulation is None:
+                sim_dir = out
+                model, batch_size = model or "mlp2", batch_size or 9
+                n_rounds = max(0, math.ceil((max(budgets, default=initial) - initial) / batch_size))
+                simulate(
+                    adata,
+                    label_key=label_key,
+                    out=out,
+                    models=(model,),
+                    strategies=tuple(strategies),
+                    batch_sizes=(batch_size,),
+                    seeds=seeds,
+                    n_rounds=n_rounds,
+                    initial=initial,
+                    val_fraction=options.val_fraction,
+                    report=False,
+                    progress=progress,
+                    n_jobs=n_jobs,
+                    source=source,
+                    **_simulate_options(options),
+                )
+            else:
+                sim_dir = Path(from_simulation)
+            run = SimulationRun.load(sim_dir)
+            units, scoring, settings, more_notes = _simulation_units(
+                adata, run, chosen, strategies, budgets, model, batch_size, label_key
+            )
+            notes += more_notes
+        settings.update(methods=chosen, budgets=budgets, strategies=list(strategies), notes=notes)
+        table, per_class, predictions = _run_units(units, scoring, out, settings, progress, n_jobs)
+        _write(out, table, per_class, predictions, settings, chosen)
+        from ..report import write_comparison
 
-    write_comparison(out, simulation=sim_dir)
-    return table
+        write_comparison(out, simulation=sim_dir)
+        return table
 
 
 def _simulate_options(options: DataOptions) -> dict:
@@ -192,7 +192,7 @@ def _simulate_options(options: DataOptions) -> dict:
 def _check_out(out: Path) -> None:
     """Refuse a folder holding files of something else than a comparison or a simulation."""
     ours = any((out / name).exists() for name in ("comparison.json", "config.json"))
-    if out.exists() and any(out.iterdir()) and not ours:
+    if not ours and not _is_empty(out):
         raise InputError(
             f"The output folder '{out}' is not empty and holds no scactive run. Choose a new "
             "or empty --out folder."
