@@ -82,3 +82,18 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+def without_root_override() -> list[str]:
+    """A command prefix under which file permissions hold, also for root (which ignores them
+    unless it drops its DAC capabilities: Debian's setpriv)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: file permissions cannot be tested")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]

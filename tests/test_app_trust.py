@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import make_counts
+from conftest import make_counts, without_root_override
 from scactive._errors import InputError
 from scactive.app import open_session
 from scactive.app._server import MAX_BODY, create_app
@@ -402,17 +402,6 @@ def test_a_session_damaged_in_the_middle_is_refused(files):
     assert digest(session) == before
 
 
-def _without_root_override() -> list[str]:
-    """A command prefix under which file permissions hold, also for root."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv: permissions cannot be tested")
-    caps = "-dac_override,-dac_read_search"
-    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
-
-
 @pytest.mark.parametrize("where", ["file", "folder"])
 def test_teach_on_a_read_only_session_says_so(files, tmp_path, where):
     data, session = files
@@ -425,7 +414,7 @@ def test_teach_on_a_read_only_session_says_so(files, tmp_path, where):
     before = digest(*session_files(session))
     try:
         result = subprocess.run(
-            [*_without_root_override(), sys.executable, "-m", "scactive", "teach", str(answers),
+            [*without_root_override(), sys.executable, "-m", "scactive", "teach", str(answers),
              "--session", str(session)],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
