@@ -229,29 +229,42 @@ function select(j) {
 function myAnswers() { return JSON.parse(sessionStorage.getItem("scactive-answers") || "[]"); }
 function setMyAnswers(ids) { sessionStorage.setItem("scactive-answers", JSON.stringify(ids)); }
 
-async function answerSelected(kind, label) {
-  const cell = shown()[selected];
-  if (!cell) return;
-  try {
-    const reply = await api("api/answer", { cell, kind, label });
-    setMyAnswers([...myAnswers(), reply.id]);
-    if (cell === picked) { picked = null; cells = null; }  // done: redraw the map's labels
-    await refresh();
-  } catch (err) { setStatus(err.message, false, true); }
+// Answers and undos reach the server one after another, in the order they were made: an undo
+// pressed while an answer is on its way waits for its id instead of taking an older one back.
+let queue = Promise.resolve();
+function inOrder(action) {
+  const run = queue.then(action);
+  queue = run.catch(() => {});
+  return run;
 }
 
-async function undo() {
-  const ids = myAnswers();
-  const id = ids.pop();
-  if (id === undefined) {  // never another tab's answer: undo only what this tab answered
-    setStatus("Nothing to undo: this tab has not answered yet.", false, true);
-    return;
-  }
-  try {
-    await api("api/undo", { id });
-    setMyAnswers(ids);
+function answerSelected(kind, label) {
+  const cell = shown()[selected];
+  if (!cell) return Promise.resolve();
+  return inOrder(async () => {
+    try {
+      const reply = await api("api/answer", { cell, kind, label });
+      setMyAnswers([...myAnswers(), reply.id]);
+      if (cell === picked) { picked = null; cells = null; }  // done: redraw the map's labels
+    } catch (err) { setStatus(err.message, false, true); return; }
     await refresh();
-  } catch (err) { setStatus(err.message, false, true); }
+  });
+}
+
+function undo() {
+  return inOrder(async () => {
+    const ids = myAnswers();
+    const id = ids.pop();
+    if (id === undefined) {  // never another tab's answer: undo only what this tab answered
+      setStatus("Nothing to undo: this tab has not answered yet.", false, true);
+      return;
+    }
+    try {
+      await api("api/undo", { id });
+      setMyAnswers(ids);
+    } catch (err) { setStatus(err.message, false, true); return; }
+    await refresh();
+  });
 }
 
 async function newType() {
