@@ -898,10 +898,10 @@ def check_label(label: object, what: str = "label") -> str:
     """A label stripped of surrounding space; refuses empty, over-long and control text."""
     if not isinstance(label, str):
         raise SessionError(f"The {what} must be text; got {type(label).__name__} {label!r:.60}.")
-    bad = next(
+    bad = next(  # surrounding white space (a trailing line break, say) is only trimmed
         (
             (ch, _REFUSED_CATEGORIES[c])
-            for ch in label
+            for ch in label.strip()
             if (c := unicodedata.category(ch)) in _REFUSED_CATEGORIES
         ),
         None,
