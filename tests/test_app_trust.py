@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from conftest import make_counts, without_root_override
 from scactive._errors import InputError
 from scactive.app import open_session
-from scactive.app._server import MAX_BODY, create_app
+from scactive.app._guard import MAX_BODY
+from scactive.app._server import create_app
 from scactive.cli import app as cli
 
 LOCAL = "http://127.0.0.1:8765"

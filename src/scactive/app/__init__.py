@@ -8,19 +8,16 @@
 >>> session.export("annotated.h5ad", "labels.csv", "model.joblib")
 """
 
+from ._labels import MAX_LABEL_LENGTH, check_label, read_markers
 from ._session import (
     COLD_START,
     EXPORT_COLUMNS,
-    MAX_LABEL_LENGTH,
     Session,
-    SessionError,
-    UnknownCellError,
-    check_label,
     dataset_checksum,
     open_session,
-    read_markers,
 )
-from ._store import KINDS, SCHEMA_VERSION, SessionStore
+from ._sqlite import SCHEMA_VERSION
+from ._store import KINDS, SessionError, SessionStore, UnknownCellError
 
 __all__ = [
     "COLD_START",

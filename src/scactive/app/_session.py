@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -27,18 +26,18 @@ import scipy.sparse as sp
 
 from .._errors import InputError, unknown_name
 from .._files import atomic_write
-from ..io import MISSING_LABELS, data_checksum, read_small_table, select_matrix
+from ..io import data_checksum, select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, TrainedModel, make_learner, save_model
 from ..pp import FeatureSpace, gene_symbols, normalize, remove_genes
 from ..strategies import get_strategy
 from ._export import check_export_targets, export_paths, protected_paths
-from ._store import KINDS, SCHEMA_VERSION, SessionError, SessionStore, UnknownCellError
+from ._labels import MAX_LABEL_LENGTH, check_label, check_markers, seed_labels
+from ._sqlite import SCHEMA_VERSION
+from ._store import KINDS, SessionError, SessionStore, UnknownCellError
 from ._store import now as _now
 
 logger = logging.getLogger("scactive")
 
-#: Longest label accepted, in characters.
-MAX_LABEL_LENGTH = 200
 #: The strategy name of cold-start picks (spread across clusters, no model needed).
 COLD_START = "cold-start"
 #: Cells (the cell and its nearest neighbours in PCA) whose mean ranks distinctive genes.
@@ -57,17 +56,6 @@ EXPORT_COLUMNS = (
     "scactive_strategy",
     "scactive_answered_at",
 )
-#: Unicode categories refused in labels: control, format (zero-width, bidi overrides),
-#: surrogate, private-use, unassigned, and line or paragraph separators.
-_REFUSED_CATEGORIES = {
-    "Cc": "control",
-    "Cf": "invisible formatting",
-    "Cs": "surrogate",
-    "Co": "private-use",
-    "Cn": "unassigned",
-    "Zl": "line-separator",
-    "Zp": "paragraph-separator",
-}
 
 
 @dataclass(frozen=True)
@@ -143,10 +131,10 @@ def open_session(
     for name, value in (("model", model), ("cv_model", cv_model)):
         if value is not None and value not in PRESETS:
             raise unknown_name(name, value, PRESETS)
-    markers = _check_markers(markers)
+    markers = check_markers(markers)
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
-    seeds = _seed_labels(adata, label_key) if label_key is not None else []
+    seeds = seed_labels(adata, label_key) if label_key is not None else []
     store = SessionStore(path)
     try:
         meta = store.meta()
@@ -872,105 +860,6 @@ def _check_same_data(meta: dict, checksum: str, n_cells: int, path: Path) -> Non
             f"({n_cells} cells). Open the session with the data it was made for (same file, "
             "same --layer / --use-raw), or give another --session file to start a new session."
         )
-
-
-def _seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple[str, str]]:
-    if label_key not in adata.obs:
-        raise InputError(
-            f"label_key={label_key!r} not in adata.obs; available: {list(adata.obs.columns)}. "
-            "Pass the column holding known cell types, or leave it out to start from scratch."
-        )
-    seeds = []
-    for cell, value in zip(adata.obs_names.astype(str), adata.obs[label_key], strict=True):
-        if value is None or pd.isna(value):
-            continue
-        text = str(value).strip()
-        if text.lower() in MISSING_LABELS:
-            continue
-        try:
-            seeds.append((cell, check_label(text)))
-        except SessionError as err:
-            raise InputError(f"label_key={label_key!r}, cell {cell!r}: {err}") from err
-    return seeds
-
-
-def check_label(label: object, what: str = "label") -> str:
-    """A label stripped of surrounding space; refuses empty, over-long and control text."""
-    if not isinstance(label, str):
-        raise SessionError(f"The {what} must be text; got {type(label).__name__} {label!r:.60}.")
-    bad = next(  # surrounding white space (a trailing line break, say) is only trimmed
-        (
-            (ch, _REFUSED_CATEGORIES[c])
-            for ch in label.strip()
-            if (c := unicodedata.category(ch)) in _REFUSED_CATEGORIES
-        ),
-        None,
-    )
-    if bad is not None:
-        ch, kind = bad
-        raise SessionError(
-            f"The {what} {label.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds the "
-            f"{kind} character U+{ord(ch):04X}, which labels may not contain (it hides or "
-            "breaks text, so labels that look alike would differ); type it again without it."
-        )
-    text = unicodedata.normalize("NFC", label).strip()
-    if not text:
-        raise SessionError(
-            f"The {what} is empty; give a cell type, or answer with kind 'unsure' or 'skip'."
-        )
-    if len(text) > MAX_LABEL_LENGTH:
-        raise SessionError(
-            f"The {what} has {len(text)} characters; at most {MAX_LABEL_LENGTH} are allowed "
-            f"({text[:40]!r}...)."
-        )
-    if text.lower() in MISSING_LABELS:
-        raise SessionError(
-            f"The {what} {text!r} reads as 'no label' in scactive; answer with kind 'unsure' "
-            "or 'skip' instead, or name the type."
-        )
-    return text
-
-
-def _check_markers(markers) -> dict[str, list[str]]:
-    if markers is None:
-        return {}
-    if not isinstance(markers, Mapping):
-        raise InputError(
-            f"markers must map cell type -> marker genes; got {type(markers).__name__}."
-        )
-    out: dict[str, list[str]] = {}
-    for cell_type, genes in markers.items():
-        try:
-            cell_type = check_label(cell_type, "marker type")
-        except SessionError as err:
-            raise InputError(str(err)) from err
-        genes = [genes] if isinstance(genes, str) else list(genes)
-        names = out.setdefault(cell_type, [])
-        for g in genes:
-            g = str(g).strip()
-            if g and g not in names:
-                names.append(g)
-    return out
-
-
-def read_markers(path: str | Path) -> dict[str, list[str]]:
-    """Marker genes from a CSV/TSV with columns ``type,gene`` or a JSON ``{type: [genes]}``."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() == ".json":
-        if not path.is_file():
-            raise InputError(f"Marker file not found: '{path}'.")
-        try:
-            markers = json.loads(path.read_text())
-            if not isinstance(markers, dict):
-                raise ValueError("expected an object {type: [genes]}")
-        except (OSError, ValueError, UnicodeDecodeError) as err:
-            raise InputError(f"Could not read the marker file '{path}': {err}.") from err
-        return _check_markers(markers)
-    table = read_small_table(path, columns=("type", "gene"), what="marker file")
-    markers: dict[str, list[str]] = {}
-    for cell_type, gene in zip(table["type"], table["gene"], strict=True):
-        markers.setdefault(cell_type, []).append(gene)
-    return _check_markers(markers)
 
 
 # -- small helpers -------------------------------------------------------------------------

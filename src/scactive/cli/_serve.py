@@ -54,7 +54,8 @@ def annotate(
     """Label cells in a local web app; answers are saved in the session file at once."""
     import uvicorn
 
-    from ..app._server import LOOPBACK_NAMES, create_app
+    from ..app._guard import LOOPBACK_NAMES
+    from ..app._server import create_app
 
     setup_logging(verbose)
     try:

@@ -1,0 +1,129 @@
+"""What a label may be, and the labels a session starts from: seed labels from a column of
+the data, and marker genes per type from a file."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+
+from .._errors import InputError
+from ..io import MISSING_LABELS, read_small_table
+from ._store import SessionError
+
+#: Longest label accepted, in characters.
+MAX_LABEL_LENGTH = 200
+#: Unicode categories refused in labels: control, format (zero-width, bidi overrides),
+#: surrogate, private-use, unassigned, and line or paragraph separators.
+_REFUSED_CATEGORIES = {
+    "Cc": "control",
+    "Cf": "invisible formatting",
+    "Cs": "surrogate",
+    "Co": "private-use",
+    "Cn": "unassigned",
+    "Zl": "line-separator",
+    "Zp": "paragraph-separator",
+}
+
+
+def seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple[str, str]]:
+    if label_key not in adata.obs:
+        raise InputError(
+            f"label_key={label_key!r} not in adata.obs; available: {list(adata.obs.columns)}. "
+            "Pass the column holding known cell types, or leave it out to start from scratch."
+        )
+    seeds = []
+    for cell, value in zip(adata.obs_names.astype(str), adata.obs[label_key], strict=True):
+        if value is None or pd.isna(value):
+            continue
+        text = str(value).strip()
+        if text.lower() in MISSING_LABELS:
+            continue
+        try:
+            seeds.append((cell, check_label(text)))
+        except SessionError as err:
+            raise InputError(f"label_key={label_key!r}, cell {cell!r}: {err}") from err
+    return seeds
+
+
+def check_label(label: object, what: str = "label") -> str:
+    """A label stripped of surrounding space; refuses empty, over-long and control text."""
+    if not isinstance(label, str):
+        raise SessionError(f"The {what} must be text; got {type(label).__name__} {label!r:.60}.")
+    bad = next(  # surrounding white space (a trailing line break, say) is only trimmed
+        (
+            (ch, _REFUSED_CATEGORIES[c])
+            for ch in label.strip()
+            if (c := unicodedata.category(ch)) in _REFUSED_CATEGORIES
+        ),
+        None,
+    )
+    if bad is not None:
+        ch, kind = bad
+        raise SessionError(
+            f"The {what} {label.encode('utf-8', 'backslashreplace').decode()[:60]!r} holds the "
+            f"{kind} character U+{ord(ch):04X}, which labels may not contain (it hides or "
+            "breaks text, so labels that look alike would differ); type it again without it."
+        )
+    text = unicodedata.normalize("NFC", label).strip()
+    if not text:
+        raise SessionError(
+            f"The {what} is empty; give a cell type, or answer with kind 'unsure' or 'skip'."
+        )
+    if len(text) > MAX_LABEL_LENGTH:
+        raise SessionError(
+            f"The {what} has {len(text)} characters; at most {MAX_LABEL_LENGTH} are allowed "
+            f"({text[:40]!r}...)."
+        )
+    if text.lower() in MISSING_LABELS:
+        raise SessionError(
+            f"The {what} {text!r} reads as 'no label' in scactive; answer with kind 'unsure' "
+            "or 'skip' instead, or name the type."
+        )
+    return text
+
+
+def check_markers(markers) -> dict[str, list[str]]:
+    if markers is None:
+        return {}
+    if not isinstance(markers, Mapping):
+        raise InputError(
+            f"markers must map cell type -> marker genes; got {type(markers).__name__}."
+        )
+    out: dict[str, list[str]] = {}
+    for cell_type, genes in markers.items():
+        try:
+            cell_type = check_label(cell_type, "marker type")
+        except SessionError as err:
+            raise InputError(str(err)) from err
+        genes = [genes] if isinstance(genes, str) else list(genes)
+        names = out.setdefault(cell_type, [])
+        for g in genes:
+            g = str(g).strip()
+            if g and g not in names:
+                names.append(g)
+    return out
+
+
+def read_markers(path: str | Path) -> dict[str, list[str]]:
+    """Marker genes from a CSV/TSV with columns ``type,gene`` or a JSON ``{type: [genes]}``."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() == ".json":
+        if not path.is_file():
+            raise InputError(f"Marker file not found: '{path}'.")
+        try:
+            markers = json.loads(path.read_text())
+            if not isinstance(markers, dict):
+                raise ValueError("expected an object {type: [genes]}")
+        except (OSError, ValueError, UnicodeDecodeError) as err:
+            raise InputError(f"Could not read the marker file '{path}': {err}.") from err
+        return check_markers(markers)
+    table = read_small_table(path, columns=("type", "gene"), what="marker file")
+    markers: dict[str, list[str]] = {}
+    for cell_type, gene in zip(table["type"], table["gene"], strict=True):
+        markers.setdefault(cell_type, []).append(gene)
+    return check_markers(markers)

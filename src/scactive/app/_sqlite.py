@@ -1,0 +1,194 @@
+"""Opening a session file: the SQLite schema, the checks that refuse foreign, newer, damaged
+or read-only files, and SQLite's errors turned into messages that name the file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .._errors import InputError
+
+#: Version of the tables below; a file with a higher one is refused.
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
+APPLICATION_ID = 0x73634163
+#: What a person can answer about a cell.
+KINDS = ("label", "unsure", "doublet", "skip")
+#: Where a vocabulary entry came from.
+SOURCES = ("seed", "markers", "user")
+#: Seconds a connection waits for another one's write lock before giving up.
+BUSY_TIMEOUT = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS vocabulary (
+    label TEXT PRIMARY KEY,
+    added_at TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('seed', 'markers', 'user'))
+);
+CREATE TABLE IF NOT EXISTS markers (
+    type TEXT NOT NULL,
+    gene TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (type, gene)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cell TEXT NOT NULL,
+    label TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('label', 'unsure', 'doublet', 'skip')),
+    round INTEGER NOT NULL,
+    strategy TEXT,
+    origin TEXT NOT NULL CHECK (origin IN ('seed', 'user')),
+    answered_at TEXT NOT NULL,
+    supersedes INTEGER REFERENCES answers (id),
+    superseded_by INTEGER REFERENCES answers (id),
+    undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
+    undone_at TEXT,
+    CHECK ((kind = 'label') = (label IS NOT NULL))
+);
+-- at most one active answer per cell, enforced by the database itself
+CREATE UNIQUE INDEX IF NOT EXISTS answers_active_cell
+    ON answers (cell) WHERE undone = 0 AND superseded_by IS NULL;
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,
+    strategy TEXT,
+    model TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    n_labeled INTEGER NOT NULL,
+    n_types INTEGER NOT NULL,
+    cv_accuracy REAL,
+    cv_folds INTEGER,
+    cv_model TEXT,
+    learner_seed INTEGER NOT NULL,
+    labels_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS embeddings (
+    name TEXT PRIMARY KEY,
+    n_cells INTEGER NOT NULL,
+    n_dims INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+"""
+
+
+@contextmanager
+def database_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors on a damaged or read-only file into a message naming the file."""
+    try:
+        yield
+    except sqlite3.DatabaseError as err:
+        text = str(err)
+        if "readonly" in text or "read-only" in text:
+            raise InputError(_read_only(path)) from err
+        if isinstance(err, sqlite3.OperationalError) and "locked" in text:
+            raise InputError(
+                f"The session file '{path}' stayed locked by another program for "
+                f"{BUSY_TIMEOUT:.0f} s; try again when it is done."
+            ) from err
+        raise InputError(_damaged(path, text)) from err
+
+
+def _read_only(path: Path) -> str:
+    return (
+        f"The session file '{path}' cannot be written: the file or its folder "
+        f"'{path.parent}' is read-only (SQLite writes the answers and a journal beside the "
+        "file). Make both writable (chmod u+w), or copy the file into a folder you can write "
+        "to and open the copy."
+    )
+
+
+def _damaged(path: Path, detail: str) -> str:
+    return (
+        f"The session file '{path}' is damaged (SQLite: {detail}). It was left untouched. "
+        f"Keep a copy; `sqlite3 '{path}' .recover` may rescue the answers into a new file."
+    )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) a session file, refusing files that are not scactive sessions."""
+    with database_errors(path):
+        return _open_checked(path)
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    if path.is_dir():
+        raise InputError(
+            f"The session path '{path}' is a folder; give a file name, e.g. "
+            f"'{path / 'session.scactive'}'."
+        )
+    if path.exists() and not (
+        os.access(path, os.R_OK | os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    ):
+        raise InputError(_read_only(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+    except (OSError, sqlite3.OperationalError) as err:
+        raise InputError(
+            f"Cannot open or create the session file '{path}': {err}. Check that its folder "
+            "exists and is writable."
+        ) from err
+    try:
+        # read-only checks first: nothing is written into a file that is not ours
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        n_tables = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise InputError(
+            f"'{path}' is not a scactive session file (SQLite: {err}). It was left untouched; "
+            "choose another --session file name to start a new session."
+        ) from err
+    if application_id != APPLICATION_ID and (application_id != 0 or n_tables):
+        conn.close()
+        raise InputError(
+            f"'{path}' is an SQLite database but not a scactive session file. It was left "
+            "untouched; choose another --session file name to start a new session."
+        )
+    if application_id == APPLICATION_ID:
+        try:
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
+        except sqlite3.DatabaseError as err:
+            problems = [str(err)]
+        if problems != ["ok"]:
+            conn.close()
+            raise InputError(_damaged(path, "; ".join(problems)))
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise InputError(
+            f"The session file '{path}' was written by a newer scactive (session schema "
+            f"{version}; this version reads up to {SCHEMA_VERSION}). Upgrade scactive "
+            "(pip install -U scactive) to continue this session."
+        )
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = OFF")  # superseded_by = -1 is a transient placeholder
+    if application_id == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # statement by statement: executescript() would commit the transaction
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        conn.execute("COMMIT")
+    return conn
