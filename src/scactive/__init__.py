@@ -6,18 +6,14 @@
 >>> table = scactive.compare(adata, label_key="bulk_labels", out="runs/compare")
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import comparison, datasets, metrics, models, pp, strategies
 from ._errors import InputError
+from ._meta import package_version
 from ._simulate import simulate
 from .comparison import compare
 from .io import read
 
-try:
-    __version__ = version("scactive")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+__version__ = package_version()
 
 __all__ = [
     "InputError",

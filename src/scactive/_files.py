@@ -18,6 +18,9 @@ from ._errors import InputError
 
 Writer = Callable[[Path], object]
 
+#: The lock file :func:`folder_lock` keeps in an output folder.
+LOCK_NAME = ".scactive.lock"
+
 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Writer) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it, then rename.
@@ -155,7 +158,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "run") -> Iterator[Non
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(folder / ".scactive.lock", timeout=0)
+    lock = FileLock(folder / LOCK_NAME, timeout=0)
     try:
         lock.acquire()
     except Timeout:
@@ -167,3 +170,38 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "run") -> Iterator[Non
         yield
     finally:
         lock.release()
+
+
+_HELD: set[Path] = set()  # output folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def run_lock(out: Path, *, what: str = "run") -> Iterator[None]:
+    """Hold the lock of the output folder ``out`` for a run: a second run is refused.
+
+    Taken again in the same process (a comparison running its simulation) it is held
+    already. A run that wrote nothing leaves no lock file, and no folder it created.
+    """
+    out = Path(out)
+    key = out.absolute()
+    if key in _HELD:
+        yield
+        return
+    new_folder = not out.exists()
+    new_lock = not (out / LOCK_NAME).exists()
+    with folder_lock(out, what=what):
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            with contextlib.suppress(OSError):
+                if new_lock and [p.name for p in out.iterdir()] == [LOCK_NAME]:
+                    (out / LOCK_NAME).unlink()
+                    if new_folder:
+                        out.rmdir()
+
+
+def is_empty(folder: Path) -> bool:
+    """No file of the user's in ``folder`` (the lock file does not count)."""
+    return not folder.exists() or all(p.name == LOCK_NAME for p in folder.iterdir())

@@ -7,16 +7,15 @@ import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Sequence
 from pathlib import Path
 
 import anndata as ad
 import pandas as pd
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ._errors import InputError
-from ._files import atomic_write, check_out_folder, folder_lock
+from ._files import atomic_write, check_out_folder, is_empty, run_lock
+from ._meta import progress_bar, versions
 from .bench import (
     DataOptions,
     GridOptions,
@@ -31,7 +30,6 @@ from .strategies import PAPER_STRATEGIES
 
 logger = logging.getLogger("scactive")
 
-_PACKAGES = ("scactive", "anndata", "scanpy", "torch", "scikit-learn", "numpy", "pandas")
 _OUTPUTS = ("results.csv", "picks.csv", "split.csv", "report.html")
 
 
@@ -194,7 +192,7 @@ def _run(
     # the input's checksum identifies the data, not the path it was read from
     identity = {k: v for k, v in config.items() if k != "data"}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-    config.update(fingerprint=fingerprint, skipped=grid.skipped, versions=_versions())
+    config.update(fingerprint=fingerprint, skipped=grid.skipped, versions=versions())
     seeds_data = {s: SeedData(prepared, s, data_options) for s in range(seeds)}
     for seed_data in seeds_data.values():
         seed_data.pool  # noqa: B018 - split every seed now: a bad split fails before any output
@@ -207,7 +205,7 @@ def _run(
             (f"{m}__ceiling__s{s}", (m, s)) for m in grid_options.models for s in range(seeds)
         ]
     finished: dict[str, tuple] = {}
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task_id = bar.add_task("simulating", total=len(tasks))
         pending = []
         for key, task in tasks:
@@ -241,64 +239,6 @@ def _run(
     return table
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for package in _PACKAGES:
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description:<40}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=not enabled,
-        transient=False,
-    )
-
-
-#: The lock file :func:`scactive._files.folder_lock` keeps in an output folder.
-LOCK_NAME = ".scactive.lock"
-_HELD: set[Path] = set()  # output folders this process holds the lock of
-
-
-@contextlib.contextmanager
-def run_lock(out: Path, *, what: str = "run") -> Iterator[None]:
-    """Hold the lock of the output folder ``out`` for a run: a second run is refused.
-
-    Taken again in the same process (a comparison running its simulation) it is held
-    already. A run that wrote nothing leaves no lock file, and no folder it created.
-    """
-    out = Path(out)
-    key = out.absolute()
-    if key in _HELD:
-        yield
-        return
-    new_folder = not out.exists()
-    new_lock = not (out / LOCK_NAME).exists()
-    with folder_lock(out, what=what):
-        _HELD.add(key)
-        try:
-            yield
-        finally:
-            _HELD.discard(key)
-            with contextlib.suppress(OSError):
-                if new_lock and [p.name for p in out.iterdir()] == [LOCK_NAME]:
-                    (out / LOCK_NAME).unlink()
-                    if new_folder:
-                        out.rmdir()
-
-
-def _is_empty(folder: Path) -> bool:
-    """No file of the user's in ``folder`` (the lock file does not count)."""
-    return not folder.exists() or all(p.name == LOCK_NAME for p in folder.iterdir())
-
-
 class _RunDir:
     """An output folder: refuses another run's results, keeps finished cells for resuming."""
 
@@ -310,7 +250,7 @@ class _RunDir:
 
     def check(self) -> None:
         """Refuse a folder that holds files but no scactive run."""
-        if not self.config_path.exists() and not _is_empty(self.path):
+        if not self.config_path.exists() and not is_empty(self.path):
             raise InputError(
                 f"The output folder '{self.path}' is not empty and holds no scactive run. "
                 "Choose a new or empty --out folder."

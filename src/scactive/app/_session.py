@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from .._errors import InputError, unknown_name
 from .._files import atomic_write
+from .._meta import package_version
 from ..io import data_checksum, select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, TrainedModel, make_learner, save_model
 from ..pp import FeatureSpace, gene_symbols, normalize, remove_genes
@@ -540,11 +541,13 @@ class Session:
 
     def trained_model(self) -> TrainedModel | None:
         """The current learner with its feature space (None before any training)."""
-        from .. import __version__
-
         with self._model_lock:
             learner = self._learner
-        return None if learner is None else TrainedModel(learner, self._data.features, __version__)
+        return (
+            None
+            if learner is None
+            else TrainedModel(learner, self._data.features, package_version())
+        )
 
     # -- evidence -------------------------------------------------------------------------
     def cell_evidence(self, cell: str) -> dict:

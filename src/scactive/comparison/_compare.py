@@ -21,8 +21,9 @@ import pandas as pd
 import torch
 
 from .._errors import InputError
-from .._files import atomic_write, check_out_folder
-from .._simulate import _is_empty, _progress, run_lock, simulate
+from .._files import atomic_write, check_out_folder, is_empty, run_lock
+from .._meta import progress_bar
+from .._simulate import simulate
 from ..bench import DataOptions, SeedData, prepare
 from ..metrics import evaluate_labels
 from ..pp import FeatureSpace, gene_symbols
@@ -192,7 +193,7 @@ def _simulate_options(options: DataOptions) -> dict:
 def _check_out(out: Path) -> None:
     """Refuse a folder holding files of something else than a comparison or a simulation."""
     ours = any((out / name).exists() for name in ("comparison.json", "config.json"))
-    if not ours and not _is_empty(out):
+    if not ours and not is_empty(out):
         raise InputError(
             f"The output folder '{out}' is not empty and holds no scactive run. Choose a new "
             "or empty --out folder."
@@ -343,7 +344,7 @@ def _run_units(units, scoring, out, settings, progress, n_jobs):
     if n_jobs > 1:  # units share the cores: one torch thread each
         torch.set_num_threads(1)
     with (
-        _progress(progress) as bar,
+        progress_bar(progress) as bar,
         ThreadPoolExecutor(max(1, n_jobs)) as pool,
         contextlib.ExitStack() as restore,
     ):

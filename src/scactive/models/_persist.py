@@ -13,6 +13,7 @@ import pandas as pd
 
 from .._errors import InputError
 from .._files import atomic_write
+from .._meta import package_version
 from ..pp import FeatureSpace
 
 
@@ -44,9 +45,7 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
     """Write ``model`` to ``path`` (through a temporary file, so a crash leaves no half file)."""
-    from .. import __version__
-
-    content = {"learner": model.learner, "features": model.features, "version": __version__}
+    content = {"learner": model.learner, "features": model.features, "version": package_version()}
     return atomic_write(path, lambda tmp: joblib.dump(content, tmp))
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 
-from scactive import __version__, pl
+from scactive import pl
 from scactive._errors import InputError
 from scactive._files import atomic_write
+from scactive._meta import package_version
 from scactive.pl._style import CEILING, celltype_palette, strategy_palette
 from scactive.report import _compare, _html
 from scactive.report._summary import summary_table
@@ -240,7 +241,7 @@ def write_report(
         title=f"scactive report: {data_name}",
         subtitle=f"{outdir.resolve()} · written {datetime.now().isoformat(timespec='seconds')}",
         body="\n".join(body),
-        version=__version__,
+        version=package_version(),
     )
     atomic_write(dest / "summary.csv", table.to_csv(index=False).encode("utf-8"))
     report = dest / REPORT_NAME
@@ -271,7 +272,7 @@ def write_comparison(
         title=f"scactive comparison: {out.name}",
         subtitle=f"{out.resolve()} · written {datetime.now().isoformat(timespec='seconds')}",
         body=_compare.section(out, writer),
-        version=__version__,
+        version=package_version(),
     )
     report = out / REPORT_NAME
     atomic_write(report, text.encode("utf-8"))
