@@ -16,7 +16,7 @@ from scactive.models import (
     Chetah,
     KNNTransfer,
     ScmapCluster,
-    _baselines,
+    _annotator,
     make_baseline,
 )
 
@@ -101,7 +101,7 @@ def test_outputs_follow_the_api(name):
 def test_sparse_input_and_chunks_give_the_same_answers(name, monkeypatch):
     X, y, X_test, _ = four_types()
     dense = fitted(name)
-    monkeypatch.setattr(_baselines, "CHUNK_SIZE", 50)
+    monkeypatch.setattr(_annotator, "CHUNK_SIZE", 50)
     sparse = make_baseline(name).fit(sp.csr_matrix(X), y)
     assert (sparse.predict(sp.csr_matrix(X_test)) == dense.predict(X_test)).all()
     np.testing.assert_allclose(sparse.predict_proba(X_test), dense.predict_proba(X_test), atol=1e-5)

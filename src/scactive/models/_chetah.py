@@ -14,7 +14,7 @@ import numpy as np
 from scipy.cluster.hierarchy import linkage, to_tree
 from scipy.spatial.distance import pdist
 
-from ._baselines import (
+from ._annotator import (
     UNASSIGNED,
     BaselineAnnotator,
     Matrix,

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
-from ._baselines import (
+from ._annotator import (
     UNASSIGNED,
     BaselineAnnotator,
     Matrix,

@@ -10,7 +10,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import normalize
 
-from ._baselines import (
+from ._annotator import (
     UNASSIGNED,
     BaselineAnnotator,
     Matrix,
