@@ -12,7 +12,6 @@ Three kinds, one calling convention (:func:`run_method`):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -24,6 +23,7 @@ import scipy.sparse as sp
 from .._errors import InputError, unknown_name
 from ..models import BASELINE_DESCRIPTIONS, BASELINES, PRESETS, make_baseline, make_learner
 from ..pp import FeatureSpace
+from ._tools import TOOLS, adapter_class
 
 #: Learners offered to comparisons (the MLPs; ``logreg`` is the CellTypist-style baseline).
 LEARNERS = tuple(name for name in PRESETS if name.startswith("mlp"))
@@ -38,13 +38,7 @@ class Method:
 
 @cache
 def _tools() -> dict[str, type]:
-    from . import _adapters
-
-    return {
-        cls.name: cls
-        for _, cls in inspect.getmembers(_adapters, inspect.isclass)
-        if cls.__module__ == _adapters.__name__ and hasattr(cls, "unavailable")
-    }
+    return {name: adapter_class(name) for name in TOOLS}
 
 
 def methods() -> dict[str, Method]:
@@ -53,18 +47,18 @@ def methods() -> dict[str, Method]:
     out.update(
         {name: Method(name, "baseline", BASELINE_DESCRIPTIONS[name]) for name in BASELINES}
     )
-    for name, cls in _tools().items():
-        out[name] = Method(name, "tool", (cls.__doc__ or name).strip().splitlines()[0])
+    for name, tool in TOOLS.items():
+        out[name] = Method(name, "tool", tool.description)
     return out
 
 
 def tool_unavailable(name: str) -> str | None:
     """Why the real tool ``name`` cannot run here, or ``None``."""
-    return _tools()[name].unavailable()
+    return adapter_class(name).unavailable()
 
 
 def tool_version(name: str) -> str:
-    return _tools()[name].version()
+    return adapter_class(name).version()
 
 
 def resolve_methods(names: Sequence[str] | None) -> tuple[list[str], list[str]]:
