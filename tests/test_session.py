@@ -405,7 +405,7 @@ def test_export_round_trips(adata, truth, path, tmp_path):
 
 def test_umap_of_more_cells_than_scanpys_exact_search_limit():
     # above 4,096 cells scanpy switches to an approximate search that fails with recent scipy
-    from scactive.app._session import _umap
+    from scactive.app._prepare import compute_umap as _umap
 
     pca = np.random.default_rng(0).normal(size=(4200, 10)).astype(np.float32)
     umap = _umap(pca, 0)

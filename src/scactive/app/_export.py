@@ -1,4 +1,4 @@
-"""Where a session's exports go, and the files an export may never replace.
+"""A session's exports: what they hold, where they go, and the files they may never replace.
 
 The app writes its exports into a folder named after the session file
 (``cells.scactive`` -> ``cells.scactive.export/``), so they can never collide with the input
@@ -10,11 +10,15 @@ or one named by the user, is checked against the protected files first.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import anndata as ad
+import numpy as np
+import pandas as pd
+
 from .._errors import InputError
-from .._files import check_target
+from .._files import atomic_write, check_target
 
 #: File names inside the export folder, by what they hold.
 EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.joblib"}
@@ -74,3 +78,67 @@ def check_export_targets(
                 )
         checked[kind] = path
     return checked
+
+
+#: Columns an export writes into ``obs`` and the CSV.
+EXPORT_COLUMNS = (
+    "scactive_label",
+    "scactive_answer_kind",
+    "scactive_predicted",
+    "scactive_confidence",
+    "scactive_round",
+    "scactive_strategy",
+    "scactive_answered_at",
+)
+
+
+def export_table(
+    cells: pd.Index, answers: Iterable[Mapping], predictions: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per cell (index: cell id) with the :data:`EXPORT_COLUMNS`, from the current
+    answers and the model's calls (``predictions``: predicted, confidence; may be empty)."""
+    n = len(cells)
+    position = {cell: i for i, cell in enumerate(cells)}
+    columns = {c: np.full(n, None, dtype=object) for c in EXPORT_COLUMNS}
+    rounds = pd.array([pd.NA] * n, dtype="Int64")
+    for a in answers:
+        i = position[a["cell"]]
+        columns["scactive_label"][i] = a["label"]
+        columns["scactive_answer_kind"][i] = a["kind"]
+        columns["scactive_strategy"][i] = a["strategy"]
+        columns["scactive_answered_at"][i] = a["answered_at"]
+        rounds[i] = a["round"]
+    confidence = np.full(n, np.nan, dtype=np.float32)
+    if len(predictions):
+        columns["scactive_predicted"][:] = predictions["predicted"].to_numpy()
+        confidence[:] = predictions["confidence"].to_numpy()
+    table = pd.DataFrame(index=pd.Index(cells, name=None))
+    for column in EXPORT_COLUMNS:
+        if column == "scactive_confidence":
+            table[column] = confidence
+        elif column == "scactive_round":
+            table[column] = rounds
+        else:
+            table[column] = pd.Categorical(columns[column])
+    return table
+
+
+def write_h5ad(
+    path: Path, adata: ad.AnnData, table: pd.DataFrame, umap: np.ndarray, info: dict
+) -> Path:
+    """Write ``adata`` (all cells, its own ``X``) with the columns of ``table`` in ``obs``,
+    the session's UMAP in ``obsm['X_umap']`` (a UMAP the input had is kept as
+    ``obsm['X_umap_input']``) and ``info`` in ``uns['scactive_session']``."""
+    out = adata.copy()
+    for column in table.columns:
+        out.obs[column] = table[column].array
+    if "X_umap" in out.obsm and not np.allclose(out.obsm["X_umap"], umap):
+        out.obsm["X_umap_input"] = out.obsm["X_umap"]
+    out.obsm["X_umap"] = umap.copy()
+    out.uns["scactive_session"] = info
+    return atomic_write(path, out.write_h5ad)
+
+
+def write_csv(path: Path, table: pd.DataFrame) -> Path:
+    """Write the export table, one row per cell."""
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index_label="cell"))

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .._errors import InputError
 from ..io import MISSING_LABELS, read_small_table
+from ..loop._state import KINDS
 from ._store import SessionError
 
 #: Longest label accepted, in characters.
@@ -127,3 +128,35 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
     for cell_type, gene in zip(table["type"], table["gene"], strict=True):
         markers.setdefault(cell_type, []).append(gene)
     return check_markers(markers)
+
+
+def answer_row(row) -> tuple:
+    """An answer row as ``(cell, label, kind, strategy)``: from a mapping with those keys or
+    a sequence ``(cell, label[, kind[, strategy]])``; kind defaults to ``label``."""
+    if isinstance(row, Mapping):
+        cell, label, kind, strategy = (row.get(k) for k in ("cell", "label", "kind", "strategy"))
+    else:
+        row = tuple(row)
+        if not 2 <= len(row) <= 4:
+            raise SessionError(f"An answer row is (cell, label[, kind[, strategy]]); got {row!r}.")
+        cell, label, kind, strategy = (*row, None, None)[:4]
+    return cell, label, kind or "label", strategy
+
+
+def check_answer(label, kind, strategy: str) -> tuple:
+    """``(label, kind, strategy)`` checked: a known kind, a valid label for ``label``
+    answers and none for the others, a short strategy name."""
+    if kind not in KINDS:
+        raise SessionError(f"kind={kind!r}; expected one of {', '.join(map(repr, KINDS))}.")
+    if kind == "label":
+        label = check_label(label)
+    elif label is not None and (not isinstance(label, str) or label.strip()):
+        raise SessionError(
+            f"A {kind!r} answer takes no label (got {label!r}); answer with kind='label' "
+            "to give one."
+        )
+    else:
+        label = None
+    if not isinstance(strategy, str) or len(strategy) > MAX_LABEL_LENGTH:
+        raise SessionError(f"strategy={strategy!r}; expected a short name.")
+    return label, kind, strategy

@@ -28,8 +28,6 @@ import numpy as np
 from .._errors import InputError
 from ._sqlite import connect, database_errors
 
-#: What a person can answer about a cell.
-KINDS = ("label", "unsure", "doublet", "skip")
 #: Where a vocabulary entry came from.
 SOURCES = ("seed", "markers", "user")
 

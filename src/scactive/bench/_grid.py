@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .._errors import InputError, unknown_name
+from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
-from ..models import PRESETS, accepts_epochs, make_learner
-from ..strategies import PAPER_STRATEGIES, STRATEGIES, get_strategy
+from ..models._registry import PRESETS, get_preset, make_learner
+from ..strategies._registry import PAPER_STRATEGIES, STRATEGIES, get_strategy, strategy_tags
 from ._data import DataOptions, SeedData
-
-#: Strategies that need MC-dropout draws from the learner.
-MC_STRATEGIES = frozenset({"qbc", "bald"})
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ def build_grid(options: GridOptions) -> Grid:
     grid = Grid()
     for model in options.models:
         for strategy in options.strategies:
-            if strategy in MC_STRATEGIES and not accepts_epochs(model):
+            if strategy_tags(strategy).needs_mc_draws and not get_preset(model).stochastic:
                 grid.skipped.append(
                     f"{model} x {strategy}: needs MC dropout, which {model} has not"
                 )
@@ -98,16 +95,17 @@ def build_grid(options: GridOptions) -> Grid:
     return grid
 
 
-def _name_seed(*parts: str | int) -> list[int]:
-    return [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
+def _overrides(model: str, options: GridOptions) -> dict:
+    takes_epochs = get_preset(model).takes_epochs
+    return {"epochs": options.epochs} if options.epochs and takes_epochs else {}
 
 
 def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell_rng):
-    overrides = {"epochs": options.epochs} if options.epochs and accepts_epochs(model) else {}
+    overrides = _overrides(model, options)
 
     def new_learner(round_: int):
         # Round 0 is seeded by model and seed only, so every strategy starts from one model.
-        rng = np.random.default_rng(_name_seed(seed_data.seed, model)) if round_ == 0 else cell_rng
+        rng = np.random.default_rng(name_seed(seed_data.seed, model)) if round_ == 0 else cell_rng
         return make_learner(model, seed_data.features, rng=rng, **overrides)
 
     return new_learner
@@ -115,7 +113,7 @@ def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell
 
 def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round=None):
     """Run one grid cell; returns its results and picks as tables."""
-    rng = np.random.default_rng(_name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
+    rng = np.random.default_rng(name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
     strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
     result = active_learning(
         seed_data.X_pool,
@@ -157,18 +155,18 @@ def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round
 
 
 def _strategy_params(name: str, options: GridOptions) -> dict:
-    return {"use_pca": options.use_pca} if name in {"diversity", "wkmc"} else {}
+    return {"use_pca": options.use_pca} if strategy_tags(name).uses_embedding else {}
 
 
 def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.DataFrame:
     """The model trained on the whole pool: the ceiling every strategy is measured against."""
     import time
 
-    overrides = {"epochs": options.epochs} if options.epochs and accepts_epochs(model) else {}
+    overrides = _overrides(model, options)
     learner = make_learner(
         model,
         seed_data.features,
-        rng=np.random.default_rng(_name_seed(seed_data.seed, model, "ceiling")),
+        rng=np.random.default_rng(name_seed(seed_data.seed, model, "ceiling")),
         **overrides,
     )
     start = time.perf_counter()

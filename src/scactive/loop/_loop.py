@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from ..metrics import evaluate
-from ..models._one_class import fit_learner
-from ..strategies import Strategy
+from ..strategies._strategies import Strategy
+from ._engine import Engine
 from ._state import LabelState
 
 logger = logging.getLogger("scactive")
@@ -87,24 +87,18 @@ def active_learning(
     A :class:`LoopResult`. When fewer than ``batch_size`` cells remain unlabeled the loop stops
     early and ``pool_exhausted`` is set.
     """
-    if retrain not in {"scratch", "continue"}:
-        raise ValueError(f"retrain={retrain!r}; expected 'scratch' or 'continue'")
+    engine = Engine(X_pool, new_learner, embedding=embedding, retrain=retrain)
     classes = np.unique(y_val) if classes is None else np.asarray(classes)
+    who = getattr(oracle, "who", "oracle")
     state = LabelState(len(X_pool))
-    state.add(initial, oracle(initial), round_=0, strategy="initial")
+    state.add(initial, oracle(initial), round_=0, strategy="initial", who=who)
     result = LoopResult(state=state)
-    learner = base = None
+    learner = None
 
     def fit_and_record(round_: int, query_seconds: float) -> None:
-        nonlocal learner, base
+        nonlocal learner
         start = time.perf_counter()
-        if base is None or retrain == "scratch":
-            base = new_learner(round_)
-            if retrain == "continue" and "warm_start" in base.get_params():
-                base.set_params(warm_start=True)
-        positions = state.positions
-        # labeled cells of one type: the learner predicts that type (many refuse to fit)
-        learner = fit_learner(base, X_pool[positions], state.labels[positions].astype(str))
+        learner = engine.fit(state, round_)
         train_seconds = time.perf_counter() - start
         metrics = evaluate(y_val, learner.predict_proba(X_val), learner.classes_, classes)
         record = {
@@ -135,17 +129,10 @@ def active_learning(
             break
         round_ += 1
         start = time.perf_counter()
-        picked = strategy(
-            learner,
-            X_pool,
-            labeled=state.labeled,
-            batch_size=batch_size,
-            rng=rng,
-            embedding=embedding,
-        )
+        picked, _ = engine.query(learner, state, strategy, batch_size, rng)
         query_seconds = time.perf_counter() - start
         labels = oracle(picked)
-        state.add(picked, labels, round_=round_, strategy=strategy_name)
+        state.add(picked, labels, round_=round_, strategy=strategy_name, who=who)
         result.picks.extend(
             {"round": round_, "position": int(p), "label": str(lab)}
             for p, lab in zip(picked, labels, strict=True)

@@ -20,28 +20,13 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure, SubFigure
 
 from scactive._errors import InputError, unknown_name
+from scactive.strategies._registry import SPARE_COLORS, STRATEGY_COLORS
 
 Spread = Literal["minmax", "std"] | None
 
 CEILING = "ceiling"
 """Value of the ``strategy`` column for the model trained on the whole pool."""
 
-# Fixed colours for the strategies the package ships, so they never change between runs.
-_KNOWN_STRATEGY_COLORS: dict[str, str] = {
-    "random": "#7f7f7f",
-    "entropy": "#1f77b4",
-    "margin": "#17becf",
-    "least_confidence": "#9edae5",
-    "bald": "#8c564b",
-    "qbc": "#d62728",
-    "diversity": "#2ca02c",
-    "wkmc": "#ff7f0e",
-    "kmeans": "#bcbd22",
-}
-_EXTRA_STRATEGY_COLORS = (
-    "#9467bd", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-    "#e6550d", "#31a354", "#756bb1", "#636363",
-)  # fmt: skip
 MODEL_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 METRIC_LABELS: dict[str, str] = {
     "accuracy": "Accuracy",
@@ -62,17 +47,18 @@ def metric_label(name: str) -> str:
 
 
 def order_strategies(names: Iterable[str]) -> list[str]:
-    """Order strategy names: ``random`` first, then the shipped ones, then the rest sorted.
+    """Order strategy names: the registered ones in registry order (``random`` first), then
+    the rest sorted.
 
     The ``ceiling`` pseudo-strategy is dropped.
     """
     names = {str(n) for n in names if isinstance(n, str) and n != CEILING}
-    known = [n for n in _KNOWN_STRATEGY_COLORS if n in names]
+    known = [n for n in STRATEGY_COLORS if n in names]  # registry order: random first
     return known + sorted(names - set(known))
 
 
 def strategy_palette(names: Iterable[str]) -> dict[str, str]:
-    """Colour per strategy; shipped strategies always get the same colour.
+    """Colour per strategy: a registered strategy always gets its registered colour.
 
     Parameters
     ----------
@@ -85,15 +71,15 @@ def strategy_palette(names: Iterable[str]) -> dict[str, str]:
         Strategy name to hex colour.
     """
     ordered = order_strategies(names)
-    extra = iter(_EXTRA_STRATEGY_COLORS)
-    palette: dict[str, str] = {}
-    unknown = [n for n in ordered if n not in _KNOWN_STRATEGY_COLORS]
+    unknown = [n for n in ordered if n not in STRATEGY_COLORS]  # e.g. from an older run
+    spare = iter(c for c in SPARE_COLORS if c not in set(STRATEGY_COLORS.values()))
     cmap = colormaps["hsv"]
+    palette: dict[str, str] = {}
     for i, name in enumerate(ordered):
-        if name in _KNOWN_STRATEGY_COLORS:
-            palette[name] = _KNOWN_STRATEGY_COLORS[name]
+        if name in STRATEGY_COLORS:
+            palette[name] = STRATEGY_COLORS[name]
         else:
-            palette[name] = next(extra, None) or to_hex(cmap(i / max(len(unknown), 1)))
+            palette[name] = next(spare, None) or to_hex(cmap(i / max(len(unknown), 1)))
     return palette
 
 

@@ -1,12 +1,27 @@
-"""Strategies by name."""
+"""Strategies by name: the one list every part of scactive reads.
+
+The grid, the annotation engine, ``compare``, the command line's help and the plot colours
+all read this registry (and each strategy's declared needs, :func:`strategy_tags`); no other
+module types a list of strategy names. A strategy of your own joins with one call:
+
+>>> from scactive.strategies import register_strategy
+>>> register_strategy("my-strategy", MyStrategy, color="#e377c2")  # doctest: +SKIP
+
+Packages can also declare strategies as entry points in the group ``scactive.strategies``
+(``name = "package.module:Factory"``); they are loaded on first use, in every process.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
-from .._errors import unknown_name
+from .._errors import InputError, unknown_name
 from ._strategies import (
     BALD,
+    ColdStart,
     DiversitySampling,
     QueryByCommittee,
     RandomSampling,
@@ -15,29 +30,131 @@ from ._strategies import (
     WeightedKMeans,
 )
 
-#: Registered strategies: name -> factory taking keyword parameters.
-STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "random": RandomSampling,
-    "entropy": lambda **kw: UncertaintySampling(score="entropy", **kw),
-    "margin": lambda **kw: UncertaintySampling(score="margin", **kw),
-    "least-confidence": lambda **kw: UncertaintySampling(score="least_confidence", **kw),
-    "qbc": QueryByCommittee,
-    "bald": BALD,
-    "diversity": DiversitySampling,
-    "wkmc": WeightedKMeans,
-}
+logger = logging.getLogger("scactive")
 
-#: The paper's five strategies, the default grid.
-PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")
+#: Entry-point group of strategies declared by other packages.
+ENTRY_POINT_GROUP = "scactive.strategies"
+
+#: Registered strategies: name -> factory taking keyword parameters.
+STRATEGIES: dict[str, Callable[..., Strategy]] = {}
+#: The colour of each registered strategy in every plot.
+STRATEGY_COLORS: dict[str, str] = {}
+_BUILT_IN: set[str] = set()
+_entry_points_loaded = False
+
+#: Colours given, in turn, to strategies registered without one.
+SPARE_COLORS = (
+    "#9467bd", "#e377c2", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
+    "#e6550d", "#31a354", "#756bb1", "#636363",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StrategyTags:
+    """What a strategy needs (declared by its class; see :class:`Strategy`)."""
+
+    needs_learner: bool
+    needs_mc_draws: bool
+    uses_embedding: bool
+
+
+def register_strategy(
+    name: str,
+    factory: Callable[..., Strategy],
+    *,
+    color: str | None = None,
+    replace: bool = False,
+) -> None:
+    """Add a query strategy under ``name``.
+
+    Parameters
+    ----------
+    name
+        The name used by ``--strategies``, the results tables and the plots.
+    factory
+        Called with keyword parameters (none for the defaults) to build the strategy: usually
+        a :class:`Strategy` subclass (a frozen dataclass when it has parameters). The
+        strategy is called as ``strategy(learner, X, *, labeled, batch_size, rng,
+        embedding=None)`` and returns ``batch_size`` distinct positions of unlabeled cells;
+        subclassing :class:`Strategy` and writing ``select`` gives the checks for free.
+    color
+        Its colour in every figure (default: the next of :data:`SPARE_COLORS`).
+    replace
+        Allow replacing a strategy registered under ``name`` with another factory.
+
+    A factory defined at module level (not a lambda) also reaches the worker processes of
+    ``simulate(n_jobs=...)``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"A strategy name is a non-empty string; got {name!r}.")
+    if not callable(factory):
+        raise InputError(f"The factory of strategy {name!r} is not callable: {factory!r}.")
+    if name in STRATEGIES and STRATEGIES[name] is not factory and not replace:
+        raise InputError(
+            f"A strategy named {name!r} is registered already; pass replace=True to replace it "
+            "or choose another name."
+        )
+    STRATEGIES[name] = factory
+    if color is not None or name not in STRATEGY_COLORS:
+        spare = len([n for n in STRATEGY_COLORS if n not in _BUILT_IN])
+        STRATEGY_COLORS[name] = color or SPARE_COLORS[spare % len(SPARE_COLORS)]
 
 
 def get_strategy(name: str, **params) -> Strategy:
     """The strategy registered as ``name``, built with ``params`` (e.g. ``use_pca=False``)."""
+    _load_entry_points()
     if name not in STRATEGIES:
         raise unknown_name("strategy", name, STRATEGIES, plural="strategies")
     return STRATEGIES[name](**params)
 
 
-def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
-    """Add a strategy under ``name`` (a callable following the strategy contract)."""
-    STRATEGIES[name] = factory
+def strategy_tags(name: str) -> StrategyTags:
+    """What the strategy ``name`` needs: a learner, MC draws, the embedding."""
+    strategy = get_strategy(name)
+    return StrategyTags(
+        needs_learner=bool(getattr(strategy, "needs_learner", True)),
+        needs_mc_draws=bool(getattr(strategy, "needs_mc_draws", False)),
+        uses_embedding=bool(getattr(strategy, "uses_embedding", False)),
+    )
+
+
+def user_strategies() -> dict[str, tuple[Callable[..., Strategy], str]]:
+    """The strategies registered at run time (not shipped, not entry points): name ->
+    (factory, colour), for worker processes to register in turn."""
+    return {n: (f, STRATEGY_COLORS[n]) for n, f in STRATEGIES.items() if n not in _BUILT_IN}
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            factory = point.load()
+        except Exception as err:  # a broken plugin must not break the built-in strategies
+            logger.warning("strategy %r (%s) could not be loaded: %s", point.name, point.value, err)
+            continue
+        register_strategy(point.name, factory)
+        _BUILT_IN.add(point.name)
+
+
+def _shipped(name: str, factory: Callable[..., Strategy], color: str) -> None:
+    register_strategy(name, factory, color=color)
+    _BUILT_IN.add(name)
+
+
+_shipped("random", RandomSampling, "#7f7f7f")
+_shipped("entropy", partial(UncertaintySampling, score="entropy"), "#1f77b4")
+_shipped("margin", partial(UncertaintySampling, score="margin"), "#17becf")
+_shipped("least-confidence", partial(UncertaintySampling, score="least_confidence"), "#9edae5")
+_shipped("bald", BALD, "#8c564b")
+_shipped("qbc", QueryByCommittee, "#d62728")
+_shipped("diversity", DiversitySampling, "#2ca02c")
+_shipped("wkmc", WeightedKMeans, "#ff7f0e")
+_shipped("cold-start", ColdStart, "#bcbd22")
+
+#: The paper's five strategies, the default grid.
+PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
 
 #: Above this many candidates, k-means runs in mini-batches (same k-means++ seeding).
 MINIBATCH_ABOVE = 20_000
@@ -19,6 +18,18 @@ def top_k(scores: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return order[:k]
 
 
+def kmeans(n_points: int, k: int, seed: int, *, n_init: int = 1):
+    """An unfitted k-means (k-means++ seeding) for ``n_points`` points: mini-batches above
+    :data:`MINIBATCH_ABOVE` points, full k-means below."""
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if n_points > MINIBATCH_ABOVE:
+        return MiniBatchKMeans(
+            n_clusters=k, init="k-means++", n_init=n_init, random_state=seed, batch_size=4096
+        )
+    return KMeans(n_clusters=k, init="k-means++", n_init=n_init, random_state=seed)
+
+
 def kmeans_one_per_cluster(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means (k-means++ seeding) into ``k`` clusters, then one random point from each.
 
@@ -28,15 +39,34 @@ def kmeans_one_per_cluster(points: np.ndarray, k: int, rng: np.random.Generator)
     if k >= n:
         return rng.permutation(n)[:k]
     seed = int(rng.integers(2**31 - 1))
-    if n > MINIBATCH_ABOVE:
-        model = MiniBatchKMeans(
-            n_clusters=k, init="k-means++", n_init=1, random_state=seed, batch_size=4096
-        )
-    else:
-        model = KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed)
-    labels = model.fit_predict(np.asarray(points, dtype=np.float64))
+    labels = kmeans(n, k, seed).fit_predict(np.asarray(points, dtype=np.float64))
     picks = [rng.choice(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     if len(picks) < k:  # an empty cluster: fill from the rest, spread at random
         rest = np.setdiff1d(np.arange(n), picks)
         picks.extend(rng.choice(rest, k - len(picks), replace=False))
+    return np.asarray(picks, dtype=np.int64)
+
+
+def kmeans_nearest_centre(
+    points: np.ndarray, k: int, rng: np.random.Generator, *, n_init: int = 3
+) -> np.ndarray:
+    """k-means into ``k`` clusters, then the point nearest each centre.
+
+    An empty cluster is filled with the point farthest from every centre. Returns ``k``
+    distinct positions into ``points`` (the first ``k`` when there are no more points).
+    """
+    n = len(points)
+    if k >= n:
+        return np.arange(n)[:k]
+    model = kmeans(n, k, int(rng.integers(2**31 - 1)), n_init=n_init)
+    distances = model.fit_transform(np.asarray(points, dtype=np.float64))
+    picks = []
+    for c in range(k):
+        members = np.flatnonzero(model.labels_ == c)
+        if members.size:
+            picks.append(members[np.argmin(distances[members, c])])
+    if len(picks) < k:  # empty clusters: fill with the points farthest from any centre
+        rest = np.setdiff1d(np.arange(n), picks)
+        gap = distances[rest].min(axis=1)
+        picks.extend(rest[np.argsort(-gap)[: k - len(picks)]])
     return np.asarray(picks, dtype=np.int64)

@@ -9,13 +9,13 @@ low-dimensional view of the same cells (the pool PCA) that clustering strategies
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from .._errors import InputError
 from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
-from ._select import kmeans_one_per_cluster, top_k
+from ._select import kmeans_nearest_centre, kmeans_one_per_cluster, top_k
 
 _UNCERTAINTY = {
     "entropy": entropy_scores,
@@ -25,10 +25,23 @@ _UNCERTAINTY = {
 
 
 class Strategy:
-    """Base class: validates the call, restricts to unlabeled cells, maps picks back."""
+    """Base class: validates the call, restricts to unlabeled cells, maps picks back.
+
+    A strategy declares what it needs, the way scikit-learn estimators declare tags; the grid,
+    the engine, ``compare`` and the command line read these instead of lists of names:
+
+    - ``needs_learner``: reads the predictions of a fitted learner (else it may run before
+      any model exists, e.g. on the first cells of an annotation session);
+    - ``needs_mc_draws``: calls the learner's ``sample_proba`` (MC dropout), which only
+      stochastic learners have;
+    - ``uses_embedding``: clusters the low-dimensional view of the pool, and takes a
+      ``use_pca`` parameter (False: cluster the features themselves).
+    """
 
     name = "strategy"
-    needs_learner = True
+    needs_learner: ClassVar[bool] = True
+    needs_mc_draws: ClassVar[bool] = False
+    uses_embedding: ClassVar[bool] = False
 
     def __call__(
         self,
@@ -74,6 +87,8 @@ def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> n
         return X
     if embedding is not None:
         return embedding
+    from sklearn.decomposition import PCA
+
     n_pcs = max(1, min(50, X.shape[0] - 1, X.shape[1]))
     return PCA(
         n_pcs, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))
@@ -127,6 +142,7 @@ class QueryByCommittee(Strategy):
 
     n_draws: int = 10
     name = "qbc"
+    needs_mc_draws = True
 
     def select(self, learner, X, embedding, k, rng):
         draws = _mc_draws(learner, X, self.n_draws, rng)
@@ -139,6 +155,7 @@ class BALD(Strategy):
 
     n_draws: int = 10
     name = "bald"
+    needs_mc_draws = True
 
     def select(self, learner, X, embedding, k, rng):
         return top_k(bald_scores(_mc_draws(learner, X, self.n_draws, rng)), k, rng)
@@ -151,6 +168,7 @@ class DiversitySampling(Strategy):
     use_pca: bool = True
     name = "diversity"
     needs_learner = False
+    uses_embedding = True
 
     def select(self, learner, X, embedding, k, rng):
         return kmeans_one_per_cluster(_space(X, embedding, self.use_pca, rng), k, rng)
@@ -163,6 +181,7 @@ class WeightedKMeans(Strategy):
     factor: int = 5
     use_pca: bool = True
     name = "wkmc"
+    uses_embedding = True
 
     def select(self, learner, X, embedding, k, rng):
         shortlist = top_k(
@@ -170,3 +189,19 @@ class WeightedKMeans(Strategy):
         )
         space = _space(X, embedding, self.use_pca, rng)[shortlist]
         return shortlist[kmeans_one_per_cluster(space, k, rng)]
+
+
+@dataclass(frozen=True)
+class ColdStart(Strategy):
+    """k-means with k = batch size, the cell nearest each centre: for the first cells of a
+    pool, before labels of two types exist (no learner needed)."""
+
+    n_init: int = 3
+    use_pca: bool = True
+    name = "cold-start"
+    needs_learner = False
+    uses_embedding = True
+
+    def select(self, learner, X, embedding, k, rng):
+        space = _space(X, embedding, self.use_pca, rng)
+        return kmeans_nearest_centre(space, k, rng, n_init=self.n_init)

@@ -1,0 +1,136 @@
+"""What speaks for a cell's type: distinctive genes, markers, predictions, labeled neighbours."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..loop._state import LabelState
+from ..pp import gene_symbols
+from ._prepare import PreparedCells
+
+#: Cells (the cell and its nearest neighbours in PCA) whose mean ranks distinctive genes.
+SMOOTH_K = 15
+
+
+class Evidence:
+    """The evidence of every cell of a session, from its prepared data and UMAP."""
+
+    def __init__(self, data: PreparedCells, umap: np.ndarray, cells: pd.Index) -> None:
+        self._data = data
+        self._umap = umap
+        self._cells = cells
+        self._symbols = np.asarray(gene_symbols(data.log), dtype=object)
+        self._markers: dict[str, list[int]] = {}
+        self._gene_stats: tuple[np.ndarray, ...] | None = None
+
+    def use_markers(self, markers: Mapping[str, Sequence[str]], *, warn: bool = False) -> None:
+        """Show these marker genes (type -> genes); with ``warn``, name those not in the
+        data in a warning."""
+        self._markers = self.resolve_markers(markers, warn=warn)
+
+    def for_cell(
+        self,
+        pos: int,
+        answers: Sequence[Mapping],
+        state: LabelState,
+        learner,
+        proba: np.ndarray | None,
+    ) -> dict:
+        """The evidence of the cell at ``pos`` (see :meth:`Session.cell_evidence`)."""
+        cell = str(self._cells[pos])
+        data = self._data
+        mean, sd, varies, usable = self._stats()
+        row = np.asarray(data.log.X[pos].toarray()).ravel()
+        z = (row - mean) / sd
+        # rank on the cell and its nearest neighbours (PCA): one cell's counts are too sparse
+        pca = data.pca
+        near = np.argsort(np.linalg.norm(pca - pca[pos], axis=1), kind="stable")[:SMOOTH_K]
+        z_near = (np.asarray(data.log.X[near].mean(axis=0)).ravel() - mean) / sd
+        ranked = np.where(usable, z_near, -np.inf)
+        top = [i for i in np.argsort(-ranked, kind="stable")[:10] if usable[i]]
+
+        def gene(i: int) -> dict:
+            return {
+                "gene": str(self._symbols[i]),
+                "expression": float(row[i]),
+                "z": float(z[i]) if varies[i] else None,
+                "z_neighbourhood": float(z_near[i]) if varies[i] else None,
+            }
+
+        positions = state.positions
+        others = positions[positions != pos]
+        distance = np.linalg.norm(pca[others] - pca[pos], axis=1)
+        nearest = others[np.argsort(distance, kind="stable")[:5]]
+        predictions = []
+        if learner is not None:
+            p = proba[pos]
+            predictions = [
+                {"label": str(learner.classes_[i]), "probability": float(p[i])}
+                for i in np.argsort(-p, kind="stable")[:3]
+            ]
+        return {
+            "cell": cell,
+            "umap": self._umap[pos].tolist(),
+            "pca": pca[pos, :2].tolist(),
+            "answer": next((a for a in answers if a["cell"] == cell), None),
+            "top_genes": [gene(i) for i in top],
+            "markers": {t: [gene(i) for i in idx] for t, idx in self._markers.items()},
+            "predictions": predictions,
+            "neighbours": [
+                {
+                    "cell": str(self._cells[j]),
+                    "label": state.labels[j],
+                    "distance": float(np.linalg.norm(pca[j] - pca[pos])),
+                }
+                for j in nearest
+            ],
+        }
+
+    def _stats(self) -> tuple[np.ndarray, ...]:
+        """Per gene: mean and sd of log expression over all cells, sd > 0, rankable."""
+        if self._gene_stats is None:  # a race computes it twice, harmlessly
+            X = self._data.log.X
+            mean = np.asarray(X.mean(axis=0)).ravel()
+            sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+            sd = np.sqrt(np.maximum(sq - mean**2, 0))
+            detected = np.asarray((X > 0).sum(axis=0)).ravel()
+            # rank the feature genes seen in >= 1% of cells (and >= 10): a gene seen in a
+            # handful of cells gets a huge z from a single count and says little
+            floor = min(max(10, int(0.01 * X.shape[0])), max(X.shape[0] // 2, 1))
+            features = np.isin(self._data.log.var_names, self._data.features.genes_)
+            usable = (sd > 0) & (detected >= floor) & features
+            self._gene_stats = (mean, np.where(sd > 0, sd, 1.0), sd > 0, usable)
+        return self._gene_stats
+
+    def resolve_markers(
+        self, markers: Mapping[str, Sequence[str]], *, warn: bool = False
+    ) -> dict[str, list[int]]:
+        """Gene positions of each type's markers (by symbol or name, case-folded if need be)."""
+        exact = {}
+        folded = {}
+        for names in (self._symbols, np.asarray(self._data.log.var_names, dtype=object)):
+            for i, name in enumerate(names):
+                exact.setdefault(str(name), i)
+                folded.setdefault(str(name).upper(), i)
+        out, missing = {}, []
+        for cell_type, genes in markers.items():
+            found = []
+            for g in genes:
+                i = exact.get(g, folded.get(g.upper()))
+                if i is None:
+                    missing.append(f"{g} ({cell_type})")
+                elif i not in found:
+                    found.append(i)
+            out[cell_type] = found
+        if missing and warn:
+            warnings.warn(
+                f"{len(missing)} marker genes are not in the data and are ignored: "
+                f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return out

@@ -1,0 +1,192 @@
+"""A session's model: trained by the engine on the current answers, swapped in when ready.
+
+Training runs outside the model lock (it may take seconds, in a background thread, while
+answers keep arriving); the lock is held only to read the learner or swap a new one in. Each
+training records a round in the store with the seed and a checksum of the labels it used, so
+a reopened session rebuilds the same learner without a new round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .._meta import package_version
+from ..loop._engine import Engine
+from ..loop._state import LabelState
+from ..models import TrainedModel, make_learner
+from ._prepare import PreparedCells
+from ._store import SessionError, SessionStore
+from ._store import now as _now
+
+logger = logging.getLogger("scactive")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The current answers, and the label state they make."""
+
+    answers: list[dict]
+    state: LabelState
+
+    @property
+    def n_types(self) -> int:
+        return self.state.n_types
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The labels of the labeled cells, in training order."""
+        return self.state.labels[self.state.positions]
+
+    @property
+    def sha(self) -> str:
+        """SHA-256 of the (position, label) pairs: which labels a model was trained on."""
+        labeled = np.flatnonzero(self.state.labeled)
+        pairs = [[int(p), str(self.state.labels[p])] for p in labeled]
+        return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+class SessionModel:
+    """The current learner of a session, its predictions over every cell, and its training."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        engine: Engine,
+        data: PreparedCells,
+        *,
+        model: str,
+        cv_model: str,
+        seed: int,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._data = data
+        self.model = model
+        self.cv_model = cv_model
+        self.seed = seed
+        self.lock = threading.Lock()  # the learner and its predictions
+        self._train_lock = threading.Lock()  # one training at a time
+        self.learner = None
+        self.proba: np.ndarray | None = None
+        self.trained_sha: str | None = None
+        self.trained_round: int | None = None
+
+    def current(self) -> tuple[object, np.ndarray | None]:
+        """The learner and its predictions (None, None untrained)."""
+        with self.lock:
+            return self.learner, self.proba
+
+    def train(self, snapshot: Callable[[], Snapshot], progress) -> dict:
+        """Train on the answers of ``snapshot()`` (taken once the training lock is held)."""
+        with self._train_lock:
+            return self._train(snapshot(), progress)
+
+    def ensure_trained(self, snapshot: Callable[[], Snapshot]) -> dict | None:
+        """Train if the model is missing or older than the labels, and labels allow it;
+        rebuild the last round's learner when it used exactly the current labels."""
+        with self._train_lock:
+            snap = snapshot()
+            if snap.n_types < 2 or (self.learner is not None and self.trained_sha == snap.sha):
+                return None
+            rounds = self._store.rounds()
+            last = rounds[-1] if rounds else None
+            if last and last["labels_sha256"] == snap.sha and last["model"] == self.model:
+                learner, proba = self._fit(snap, last["learner_seed"])
+                self._install(learner, proba, snap.sha, last["round"])
+                return {**round_summary(last), "restored": True}
+            return self._train(snap, None)
+
+    def _train(self, snap: Snapshot, progress) -> dict:
+        report = progress or (lambda step, fraction: None)
+        labels = snap.labels
+        if snap.n_types < 2:
+            raise SessionError(
+                f"Training needs labels of at least 2 cell types; the session has "
+                f"{len(labels)} labeled cells of {snap.n_types} type(s) "
+                f"{sorted(set(labels))}. Label cells of another type first (next_batch "
+                "spreads its picks across clusters until then)."
+            )
+        started, t0 = _now(), time.perf_counter()
+        round_ = self._store.current_round()
+        learner_seed = int(np.random.default_rng([self.seed, round_]).integers(2**31 - 1))
+        report("fit", 0.0)
+        learner, proba = self._fit(snap, learner_seed)
+        report("cross-validation", 0.6)
+        cv, folds = self._engine.estimate_accuracy(
+            snap.state,
+            lambda seed: make_learner(self.cv_model, self._data.features, rng=seed),
+            learner_seed,
+        )
+        strategies = Counter(
+            a["strategy"] for a in snap.answers if a["round"] == round_ and a["origin"] == "user"
+        )
+        row = dict(
+            strategy=strategies.most_common(1)[0][0] if strategies else None,
+            model=self.model,
+            started_at=started,
+            finished_at=_now(),
+            n_labeled=len(labels),
+            n_types=snap.n_types,
+            cv_accuracy=cv,
+            cv_folds=folds,
+            cv_model=self.cv_model if cv is not None else None,
+            learner_seed=learner_seed,
+            labels_sha256=snap.sha,
+        )
+        recorded = self._store.record_round(**row)
+        self._install(learner, proba, snap.sha, recorded)
+        report("done", 1.0)
+        logger.info(
+            "round %d: %d labeled cells of %d types, estimated accuracy %s",
+            recorded,
+            len(labels),
+            snap.n_types,
+            "n/a" if cv is None else f"{cv:.3f}",
+        )
+        return {**round_summary({**row, "round": recorded}), "seconds": time.perf_counter() - t0}
+
+    def _fit(self, snap: Snapshot, learner_seed: int):
+        learner = self._engine.fit(snap.state, learner_seed)
+        return learner, np.asarray(learner.predict_proba(self._data.X), dtype=np.float32)
+
+    def _install(self, learner, proba: np.ndarray, sha: str, round_: int) -> None:
+        with self.lock:
+            self.learner, self.proba = learner, proba
+            self.trained_sha, self.trained_round = sha, round_
+
+    def predictions(self, cells: pd.Index) -> pd.DataFrame:
+        """The model's call for every cell: cell, predicted, confidence (empty untrained)."""
+        learner, proba = self.current()
+        if learner is None:
+            return pd.DataFrame({"cell": [], "predicted": [], "confidence": []})
+        classes = np.asarray(learner.classes_, dtype=object)
+        return pd.DataFrame(
+            {
+                "cell": np.asarray(cells, dtype=object),
+                "predicted": classes[proba.argmax(axis=1)],
+                "confidence": proba.max(axis=1),
+            }
+        )
+
+    def trained_model(self) -> TrainedModel | None:
+        """The current learner with its feature space (None before any training)."""
+        learner, _ = self.current()
+        if learner is None:
+            return None
+        return TrainedModel(learner, self._data.features, package_version())
+
+
+def round_summary(row: dict) -> dict:
+    """What a training reports of a round."""
+    keys = ("round", "model", "n_labeled", "n_types", "cv_accuracy", "cv_folds", "cv_model")
+    return {k: row.get(k) for k in keys}

@@ -1,0 +1,134 @@
+"""Opening an annotation session: the data prepared, the store created or checked, the UMAP."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import anndata as ad
+
+from .._errors import InputError, unknown_name
+from ..io import select_matrix
+from ..models import DEFAULT_MODEL, PRESETS
+from ._labels import check_markers, seed_labels
+from ._prepare import check_same_data, compute_umap, dataset_checksum, prepare_cells, source_meta
+from ._session import CV_MODEL, Session
+from ._sqlite import SCHEMA_VERSION
+from ._store import SessionStore
+
+
+def open_session(
+    adata: ad.AnnData,
+    path: str | Path,
+    *,
+    label_key: str | None = None,
+    markers: Mapping[str, Iterable[str]] | None = None,
+    model: str | None = None,
+    seed: int | None = None,
+    layer: str | None = None,
+    use_raw: bool = False,
+    cv_model: str | None = CV_MODEL,
+    source: str | Path | None = None,
+    read_options: Mapping[str, object] | None = None,
+) -> Session:
+    """Open the annotation session stored at ``path`` on ``adata``, creating it if new.
+
+    Parameters
+    ----------
+    adata
+        Every cell to annotate (counts or log-normalised values; no cell is dropped). Not
+        changed; :meth:`Session.export` writes a copy with the answers.
+    path
+        The session file (SQLite). A file made for other data is refused.
+    label_key
+        New sessions only: an ``obs`` column whose non-missing labels become the first
+        answers (round 0, source ``seed``).
+    markers
+        Cell type -> marker genes: the types join the vocabulary, the genes are shown by
+        :meth:`Session.cell_evidence`. Genes not in the data are named in a warning.
+    model
+        The learner preset (``scactive.models.PRESETS``); default: the session's, else mlp2.
+    seed
+        New sessions: seeds the PCA, UMAP, cold start and learners (default 0). A session
+        keeps the seed it was created with.
+    layer, use_raw
+        Read this layer or ``.raw`` instead of ``X`` (the checksum covers the matrix read).
+    cv_model
+        The learner of the cross-validated accuracy estimate; None: the session's model.
+    source, read_options
+        Where ``adata`` was read from (a path or a bundled name) and how (e.g.
+        ``{"transpose": True}``): recorded in the session, so the command line can reopen it
+        without the data path, and protected from being overwritten by an export. A moved
+        file is recorded anew (the checksum still has to match).
+    """
+    for name, value in (("model", model), ("cv_model", cv_model)):
+        if value is not None and value not in PRESETS:
+            raise unknown_name(name, value, PRESETS)
+    markers = check_markers(markers)
+    data = select_matrix(adata, layer=layer, use_raw=use_raw)
+    checksum = dataset_checksum(data)
+    seeds = seed_labels(adata, label_key) if label_key is not None else []
+    store = SessionStore(path)
+    try:
+        meta = store.meta()
+        if "dataset_checksum" in meta:
+            check_same_data(meta, checksum, data.n_obs, store.path)
+            if label_key is not None and label_key != meta.get("label_key", ""):
+                warnings.warn(
+                    f"label_key={label_key!r} is ignored: seed labels are read only when a "
+                    f"session is created (this one was created with "
+                    f"label_key={meta.get('label_key') or None!r}).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        if "seed" in meta:
+            if seed is not None and int(seed) != int(meta["seed"]):
+                warnings.warn(
+                    f"seed={seed} is ignored: the session keeps the seed it was created with "
+                    f"({meta['seed']}), which its PCA, UMAP and rounds depend on.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            seed = int(meta["seed"])
+        seed = 0 if seed is None else int(seed)
+        model = model or meta.get("model") or DEFAULT_MODEL
+        prepared = prepare_cells(data, seed)
+        umap = store.embedding("umap")
+        if umap is None:
+            umap = compute_umap(prepared.pca, seed)
+            created = store.initialize(
+                dict(
+                    schema_version=SCHEMA_VERSION,
+                    dataset_checksum=checksum,
+                    n_cells=data.n_obs,
+                    label_key=label_key or "",
+                    matrix=f"layer {layer}" if layer else ("raw" if use_raw else "X"),
+                    model=model,
+                    seed=seed,
+                    strategy_default="entropy",
+                ),
+                embeddings={"umap": umap},
+                seeds=seeds,
+                vocabulary=[(label, "seed") for label in dict.fromkeys(s[1] for s in seeds)],
+            )
+            if not created:  # another process created it meanwhile
+                check_same_data(store.meta(), checksum, data.n_obs, store.path)
+                umap = store.embedding("umap")
+        if umap is None or umap.shape[0] != data.n_obs:
+            raise InputError(f"The UMAP cached in '{store.path}' does not fit the data.")
+        if model != store.meta().get("model"):
+            store.set_meta(model=model)
+        if markers:
+            store.add_markers(markers)
+        if source is not None:
+            recorded = source_meta(source, read_options or {}, layer=layer, use_raw=use_raw)
+            current = store.meta()
+            if any(current.get(k) != v for k, v in recorded.items()):
+                store.set_meta(**recorded)
+        session = Session(store, adata, prepared, umap, model=model, seed=seed, cv_model=cv_model)
+        session._evidence.resolve_markers(markers, warn=True)  # name given genes not in the data
+        return session
+    except BaseException:
+        store.close()
+        raise

@@ -1,0 +1,109 @@
+"""A session's data, prepared once: normalised, feature genes, PCA, UMAP, and its identity."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._errors import InputError
+from ..io import data_checksum
+from ..pp import FeatureSpace, normalize, remove_genes
+
+#: Highly variable genes used as features.
+N_TOP_GENES = 2000
+
+
+@dataclass(frozen=True)
+class PreparedCells:
+    """Every cell of a session as the engine and the evidence read it."""
+
+    log: ad.AnnData  # the chosen matrix, log-normalised, every gene
+    features: FeatureSpace
+    X: np.ndarray
+    pca: np.ndarray
+
+
+def prepare_cells(data: ad.AnnData, seed: int) -> PreparedCells:
+    """Normalise (if counts), fit features on every cell without mito/ribo/hemoglobin genes."""
+    data.X = data.X.copy()  # select_matrix may share the input's arrays
+    normalize(data)
+    data.X = sp.csr_matrix(data.X, dtype=np.float32)
+    probe = ad.AnnData(sp.csr_matrix((1, data.n_vars), dtype=np.float32), var=data.var.copy())
+    remove_genes(probe)  # decides on names only: no copy of the matrix
+    features = FeatureSpace(n_top_genes=N_TOP_GENES, random_state=seed)
+    features.fit(data[:, probe.var_names])
+    X = features.transform(data)
+    return PreparedCells(data, features, X, features.embed(X))
+
+
+def compute_umap(pca: np.ndarray, seed: int) -> np.ndarray:
+    """A 2-D UMAP of the cells' PCA (the first two components below 10 cells)."""
+    n = len(pca)
+    if n < 10:  # too few cells for a neighbour graph: the first two components
+        out = np.zeros((n, 2), dtype=np.float32)
+        out[:, : min(2, pca.shape[1])] = pca[:, :2]
+        return out
+    import scanpy as sc
+    from sklearn.neighbors import KNeighborsTransformer
+
+    tmp = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(n)]), obsm={"X_pca": pca})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        k = min(15, n - 1)
+        # an exact neighbour search: scanpy's default above 4,096 cells (pynndescent) fails
+        # with scipy >= 1.17 sparse arrays (no getnnz)
+        sc.pp.neighbors(
+            tmp,
+            n_neighbors=k,
+            use_rep="X_pca",
+            random_state=seed,
+            transformer=KNeighborsTransformer(n_neighbors=k, mode="distance"),
+        )
+        sc.tl.umap(tmp, random_state=seed)
+    return np.asarray(tmp.obsm["X_umap"], dtype=np.float32)
+
+
+def dataset_checksum(data: ad.AnnData) -> str:
+    """SHA-256 of a CSR matrix (values and structure) and the cell and gene names."""
+    return data_checksum(data.X, data.obs_names, data.var_names)
+
+
+def check_same_data(meta: Mapping[str, str], checksum: str, n_cells: int, path: Path) -> None:
+    """Refuse data other than the data a session file was made for."""
+    recorded = meta["dataset_checksum"]
+    if recorded != checksum:
+        raise InputError(
+            f"The session file '{path}' belongs to other data: it was made for data with "
+            f"checksum {recorded[:16]} ({meta.get('n_cells', '?')} cells, matrix "
+            f"{meta.get('matrix', 'X')}), but the data given has checksum {checksum[:16]} "
+            f"({n_cells} cells). Open the session with the data it was made for (same file, "
+            "same --layer / --use-raw), or give another --session file to start a new session."
+        )
+
+
+def source_meta(source, read_options, *, layer, use_raw) -> dict[str, str]:
+    """The session metadata recording where the data was read from, and how."""
+    path = Path(source).expanduser()
+    return {
+        "data_path": str(path.resolve()) if path.exists() else str(source),
+        "data_read_options": json.dumps(
+            {**dict(read_options), "layer": layer, "use_raw": bool(use_raw)}, sort_keys=True
+        ),
+    }
+
+
+def recorded_source(meta: Mapping[str, str]) -> tuple[str | None, dict]:
+    """The data path and read options a session file recorded (None, {} if none)."""
+    try:
+        options = json.loads(meta.get("data_read_options") or "{}")
+    except ValueError:
+        options = {}
+    return meta.get("data_path") or None, options if isinstance(options, dict) else {}
