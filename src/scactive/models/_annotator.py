@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 logger = logging.getLogger("scactive")
 
@@ -26,6 +27,10 @@ UNASSIGNED = "unassigned"
 
 #: Query cells per chunk (dense float32 blocks of at most this many rows).
 CHUNK_SIZE = 2048
+
+#: Values down to this far below 0 pass as rounding: log values rebuilt from scaled float32
+#: features (``FeatureSpace.unscale``) come back a few 1e-8 below 0.
+NEGATIVE_TOLERANCE = 1e-3
 
 Matrix = np.ndarray | sp.spmatrix | sp.sparray
 
@@ -42,7 +47,13 @@ def iter_chunks(X: Matrix, rows: np.ndarray | None = None) -> Iterator[tuple[sli
 
 
 def check_matrix(X: Any, *, name: str = "X", min_cells: int = 1) -> Matrix:
-    """``X`` as a 2-D numeric ndarray or CSR matrix, refusing NaN and infinite values."""
+    """``X`` as a 2-D numeric ndarray or CSR matrix, refusing NaN, infinite and negative values
+    (below ``-NEGATIVE_TOLERANCE``).
+
+    Numbers stored as objects are converted to float64. The messages carry the phrases
+    scikit-learn's estimator checks look for ("Complex data not supported", "Reshape your
+    data", "0 feature(s)", "Negative values in data").
+    """
     if sp.issparse(X):
         X = sp.csr_matrix(X)
     else:
@@ -50,29 +61,60 @@ def check_matrix(X: Any, *, name: str = "X", min_cells: int = 1) -> Matrix:
             X = np.asarray(X)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{name} must be a numeric cells x genes matrix ({err}).") from err
-        if X.dtype.kind not in "biuf":
-            raise ValueError(
-                f"{name} must be a numeric cells x genes matrix; received dtype {X.dtype}."
-            )
+        if X.dtype.kind == "O":
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{name} must be a numeric cells x genes matrix: {err}") from err
+    if X.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {X.dtype}; pass real log expression."
+        )
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must be a numeric cells x genes matrix; received dtype {X.dtype}."
+        )
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (cells x genes); received shape {X.shape}.")
-    if X.shape[0] < min_cells or X.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be 2-D (cells x genes); received shape {X.shape}. Reshape your data: "
+            f"{name}.reshape(1, -1) for a single cell."
+        )
+    if X.shape[1] == 0:
+        raise ValueError(
+            f"{name} has no genes: 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            "required; expected cells x genes."
+        )
+    if X.shape[0] < min_cells:
         raise ValueError(f"{name} is empty (shape {X.shape}); expected cells x genes.")
-    if X.dtype.kind != "f":
-        return X
     if sp.issparse(X):
-        if not np.isfinite(X.data).all():
+        if X.dtype.kind == "f" and not np.isfinite(X.data).all():
             raise ValueError(f"{name} contains NaN or infinite values; impute or drop them.")
+        if X.nnz and X.data.min() < -NEGATIVE_TOLERANCE:
+            raise ValueError(_negative_values(name, f"minimum {X.data.min():g}"))
         return X
     for start in range(0, X.shape[0], CHUNK_SIZE):
-        bad = ~np.isfinite(X[start : start + CHUNK_SIZE])
+        block = X[start : start + CHUNK_SIZE]
+        bad = ~np.isfinite(block)
         if bad.any():
             cell, gene = np.argwhere(bad)[0]
             raise ValueError(
                 f"{name} contains NaN or infinite values (first at cell {start + cell}, gene "
                 f"{gene}); impute or drop them."
             )
+        bad = block < -NEGATIVE_TOLERANCE
+        if bad.any():
+            cell, gene = np.argwhere(bad)[0]
+            where = f"first at cell {start + cell}, gene {gene}: {block[cell, gene]:g}"
+            raise ValueError(_negative_values(name, where))
     return X
+
+
+def _negative_values(name: str, where: str) -> str:
+    return (
+        f"Negative values in data passed to {name} ({where}); the baselines read "
+        "log-normalised expression (log1p of counts per 10k), which is never negative: pass "
+        "the values of scactive.pp.normalize, not scaled ones."
+    )
 
 
 # -- array helpers -------------------------------------------------------------------------
@@ -164,24 +206,45 @@ class BaselineAnnotator(ClassifierMixin, BaseEstimator):
     #: Whether ``predict`` may answer :data:`UNASSIGNED` (then no class may be called so).
     _rejects = True
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True  # log-normalised expression
+        return tags
+
     def fit(self, X: Matrix, y: np.ndarray) -> BaselineAnnotator:
-        """Learn from reference cells ``X`` (cells x genes) and their labels ``y``."""
+        """Learn from reference cells ``X`` (cells x genes) and their labels ``y``.
+
+        Labels stored as text (strings, objects, categories) are compared as strings; numeric
+        labels keep their type in ``classes_`` and in the calls.
+        """
         X = check_matrix(X)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None; "
+                "pass one label per cell."
+            )
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         if y.ndim != 1 or len(y) != X.shape[0]:
             raise ValueError(
                 f"y must hold one label per cell: X has {X.shape[0]} cells, y has shape {y.shape}."
             )
         if pd.isna(y).any():
             raise ValueError("y contains missing labels; drop those cells before fitting.")
-        y = y.astype(str)
+        if y.dtype.kind in "OSU":
+            y = y.astype(str)
+        else:
+            check_classification_targets(y)  # refuses continuous values
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y must contain at least 2 cell types; received {len(self.classes_)} "
-                f"({', '.join(map(repr, self.classes_))})."
+                f"({', '.join(repr(str(c)) for c in self.classes_)}); a classifier needs more "
+                "than one class."
             )
-        if self._rejects and UNASSIGNED in self.classes_:
+        if self._rejects and self.classes_.dtype.kind == "U" and UNASSIGNED in self.classes_:
             raise ValueError(
                 f"{type(self).__name__} answers {UNASSIGNED!r} for cells it cannot assign, so "
                 f"no reference type may be called {UNASSIGNED!r}; rename or drop those cells."
@@ -195,8 +258,10 @@ class BaselineAnnotator(ClassifierMixin, BaseEstimator):
         X = check_matrix(X, min_cells=0)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} genes, but {type(self).__name__} was fitted on "
-                f"{self.n_features_in_} genes; pass the same feature genes, in the same order."
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (X has {X.shape[1]} genes, it was "
+                f"fitted on {self.n_features_in_} genes); pass the same feature genes, in the "
+                "same order."
             )
         return X
 

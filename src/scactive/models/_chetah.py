@@ -154,7 +154,7 @@ class Chetah(BaselineAnnotator):
     def _fit(self, X: Matrix, codes: np.ndarray) -> None:
         if self.n_genes < 2:
             raise ValueError(f"n_genes={self.n_genes}; expected at least 2 (a correlation).")
-        named_like_nodes = [c for c in self.classes_ if re.fullmatch(r"Node\d+", c)]
+        named_like_nodes = [c for c in self.classes_ if re.fullmatch(r"Node\d+", str(c))]
         if named_like_nodes:
             raise ValueError(
                 f"CHETAH calls cells it stops at an inner node 'Node<k>', so no reference type "

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._network import MLP
 
@@ -58,7 +60,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Floor on the number of optimiser steps, and the number above which mini-batches grow
         instead (``None``: never).
     class_weight
-        ``None`` or ``"balanced"`` (weights inverse to class frequency in the labeled set).
+        ``None``, ``"balanced"`` (weights inverse to class frequency in the labeled set) or a
+        dict mapping each class to its weight in the loss (a class left out weighs 1).
     warm_start
         Continue training the previous network on the next :meth:`fit` instead of starting
         from new random weights (when the classes are unchanged). The active-learning loop
@@ -74,6 +77,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_
         Class labels, in the column order of :meth:`predict_proba`.
+    n_features_in_
+        Genes (columns) of the training features.
     network_
         The trained :class:`~scactive.models.MLP`.
     n_steps_
@@ -117,8 +122,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # -- training -------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
         """Train on features ``X`` (cells x genes) and labels ``y``."""
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y)
+        X, y = validate_data(self, X, y, dtype=np.float32)
+        check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
         rng = np.random.default_rng(self.random_state)
         generator = torch.Generator().manual_seed(torch_seed(rng))
@@ -146,10 +151,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         else:
             raise ValueError(f"optimizer={self.optimizer!r}; expected 'adam' or 'sgd'")
         weight = None
-        if self.class_weight == "balanced" and len(classes) > 1:
+        if isinstance(self.class_weight, dict):
+            weight = torch.as_tensor(
+                compute_class_weight(self.class_weight, classes=classes, y=y), dtype=torch.float32
+            )
+        elif self.class_weight == "balanced" and len(classes) > 1:
             weight = torch.as_tensor(
                 compute_class_weight("balanced", classes=np.arange(len(classes)), y=y_index),
                 dtype=torch.float32,
+            )
+        elif self.class_weight not in (None, "balanced"):
+            raise ValueError(
+                f"class_weight={self.class_weight!r}; expected None, 'balanced' or a dict "
+                "{class: weight}."
             )
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
         n = len(y_index)
@@ -188,6 +202,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (cells x classes, columns in ``classes_``), dropout off."""
+        X = self._check_query(X)
         self.network_.eval()
         out = [
             torch.softmax(self.network_(torch.from_numpy(chunk)), dim=1).numpy()
@@ -204,6 +219,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Only the dropout layers are active; LayerNorm and everything else behave as at
         inference. The first hidden layer, which has no dropout before it, is computed once.
         """
+        X = self._check_query(X)
         net = self.network_
         net.eval()
         for module in net.modules():
@@ -226,9 +242,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             net.eval()
         return out
 
+    def _check_query(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as float32 cells x genes, the genes of :meth:`fit`; refuses NaN and sparse."""
+        check_is_fitted(self, "network_")
+        return validate_data(self, X, reset=False, dtype=np.float32, ensure_min_samples=0)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The most probable class of each cell."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks first: unfitted, no classes_ yet
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 def _chunks(X: np.ndarray):

@@ -131,7 +131,7 @@ class ScmapCluster(_ScmapAnnotator):
             logger.warning(
                 "scmap-cluster: median expression is 0 in every gene for %s; these types "
                 "cannot be assigned",
-                ", ".join(self.classes_[~self.kept_]),
+                ", ".join(map(str, self.classes_[~self.kept_])),
             )
         self._centroid_rows_ = [
             unit_rows(centroids, center=False)[0],

@@ -37,7 +37,10 @@ class _ProbaAnnotator(BaselineAnnotator):
     def _predict_with_score(self, X: Matrix) -> tuple[np.ndarray, np.ndarray]:
         proba = self._proba(X)
         score = proba.max(axis=1)
-        labels = self.classes_[proba.argmax(axis=1)].astype(object)
+        labels = self.classes_[proba.argmax(axis=1)]
+        if self.threshold is not None or labels.dtype.kind == "U":
+            # cell type names as objects (room for UNASSIGNED); numeric labels stay numeric
+            labels = labels.astype(object)
         if self.threshold is not None:
             labels[score < self.threshold] = UNASSIGNED
         return labels, score
@@ -180,6 +183,8 @@ class CellTypistLogReg(_ProbaAnnotator):
         Positions of the genes the final regression reads.
     classifier_
         The fitted ``OneVsRestClassifier(LogisticRegression)``.
+    n_iter_
+        Iterations of lbfgs of the final regression (the most any type needed).
     """
 
     def __init__(
@@ -213,6 +218,7 @@ class CellTypistLogReg(_ProbaAnnotator):
                 self.classifier_ = self._regression().fit(scaled[:, self.genes_], y)
             else:
                 logger.info("logreg: top_genes >= number of genes; every gene is kept")
+        self.n_iter_ = max(int(np.max(e.n_iter_)) for e in self.classifier_.estimators_)
 
     def _regression(self) -> OneVsRestClassifier:
         return OneVsRestClassifier(
