@@ -129,3 +129,19 @@ def test_real_process_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "package", ["scactive", "scactive.app", "scactive.bench", "scactive.comparison",
+                "scactive.loop", "scactive.models", "scactive.pl", "scactive.pp",
+                "scactive.report", "scactive.strategies"],
+)  # fmt: skip
+def test_every_public_name_resolves(package):
+    import importlib
+
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+        assert name in dir(module)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        module.no_such_name  # noqa: B018

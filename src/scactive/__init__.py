@@ -4,26 +4,23 @@
 >>> adata = scactive.read("pbmc68k_reduced")
 >>> results = scactive.simulate(adata, label_key="bulk_labels", out="runs/demo")
 >>> table = scactive.compare(adata, label_key="bulk_labels", out="runs/compare")
+
+The names below are imported on first use, so ``import scactive`` (and the command line) does
+not load torch, scanpy or scikit-learn until a function needs them.
 """
 
-from . import comparison, datasets, metrics, models, pp, strategies
-from ._errors import InputError
+from ._lazy import lazy_exports
 from ._meta import package_version
-from ._simulate import simulate
-from .comparison import compare
-from .io import read
 
 __version__ = package_version()
 
-__all__ = [
-    "InputError",
-    "compare",
-    "comparison",
-    "datasets",
-    "metrics",
-    "models",
-    "pp",
-    "read",
-    "simulate",
-    "strategies",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    submodules=("comparison", "datasets", "metrics", "models", "pp", "strategies"),
+    attributes={
+        "._errors": ("InputError",),
+        "._simulate": ("simulate",),
+        ".comparison": ("compare",),
+        ".io": ("read",),
+    },
+)

@@ -8,29 +8,15 @@
 >>> session.export("annotated.h5ad", "labels.csv", "model.joblib")
 """
 
-from ._labels import MAX_LABEL_LENGTH, check_label, read_markers
-from ._session import (
-    COLD_START,
-    EXPORT_COLUMNS,
-    Session,
-    dataset_checksum,
-    open_session,
-)
-from ._sqlite import SCHEMA_VERSION
-from ._store import KINDS, SessionError, SessionStore, UnknownCellError
+from .._lazy import lazy_exports
 
-__all__ = [
-    "COLD_START",
-    "EXPORT_COLUMNS",
-    "KINDS",
-    "MAX_LABEL_LENGTH",
-    "SCHEMA_VERSION",
-    "Session",
-    "SessionError",
-    "SessionStore",
-    "UnknownCellError",
-    "check_label",
-    "dataset_checksum",
-    "open_session",
-    "read_markers",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._labels": ("KINDS", "MAX_LABEL_LENGTH", "check_label", "read_markers"),
+        "._open": ("open_session",),
+        "._session": ("COLD_START", "EXPORT_COLUMNS", "Session", "dataset_checksum"),
+        "._sqlite": ("SCHEMA_VERSION",),
+        "._store": ("SessionError", "SessionStore", "UnknownCellError"),
+    },
+)

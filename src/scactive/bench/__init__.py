@@ -1,19 +1,19 @@
 """The simulation grid and the data preparation it runs on."""
 
-from ._data import DataOptions, PreparedData, SeedData, prepare, split_sizes
-from ._grid import Grid, GridCell, GridOptions, build_grid, config_dict, run_ceiling, run_cell
+from .._lazy import lazy_exports
 
-__all__ = [
-    "DataOptions",
-    "Grid",
-    "GridCell",
-    "GridOptions",
-    "PreparedData",
-    "SeedData",
-    "build_grid",
-    "config_dict",
-    "prepare",
-    "run_ceiling",
-    "run_cell",
-    "split_sizes",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._data": ("DataOptions", "PreparedData", "SeedData", "prepare", "split_sizes"),
+        "._grid": (
+            "Grid",
+            "GridCell",
+            "GridOptions",
+            "build_grid",
+            "config_dict",
+            "run_ceiling",
+            "run_cell",
+        ),
+    },
+)

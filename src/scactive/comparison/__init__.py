@@ -5,8 +5,13 @@
 >>> table = scactive.comparison(adata, label_key="bulk_labels", out="runs/compare")
 """
 
-from ._compare import compare
-from ._methods import methods, resolve_methods, run_method
-from ._sets import SimulationRun, TrainingSet
+from .._lazy import lazy_exports
 
-__all__ = ["SimulationRun", "TrainingSet", "compare", "methods", "resolve_methods", "run_method"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._compare": ("compare",),
+        "._methods": ("methods", "resolve_methods", "run_method"),
+        "._sets": ("SimulationRun", "TrainingSet"),
+    },
+)

@@ -1,7 +1,12 @@
 """The active-learning loop: label state, oracles and the loop itself."""
 
-from ._loop import LoopResult, active_learning
-from ._oracle import SimulatedOracle
-from ._state import LabelState
+from .._lazy import lazy_exports
 
-__all__ = ["LabelState", "LoopResult", "SimulatedOracle", "active_learning"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._loop": ("LoopResult", "active_learning"),
+        "._oracle": ("SimulatedOracle",),
+        "._state": ("LabelState",),
+    },
+)

@@ -7,30 +7,20 @@ default, or ± one standard deviation with ``spread="std"``). Strategies and cel
 colour across figures; pass the same ``palette=`` to share it across calls on subsets.
 """
 
-from scactive.pl._cells import batch_composition, celltype_overview, picks_pca
-from scactive.pl._compare import (
-    comparison_scores,
-    confusion_matrices,
-    method_palette,
-    per_class_heatmap,
-)
-from scactive.pl._curves import curves_by_fraction, learning_curves, metric_grid
-from scactive.pl._labels import labels_curve
-from scactive.pl._style import aggregate_over_seeds, celltype_palette, strategy_palette
+from .._lazy import lazy_exports
 
-__all__ = [
-    "aggregate_over_seeds",
-    "batch_composition",
-    "celltype_overview",
-    "celltype_palette",
-    "comparison_scores",
-    "confusion_matrices",
-    "curves_by_fraction",
-    "labels_curve",
-    "learning_curves",
-    "method_palette",
-    "metric_grid",
-    "per_class_heatmap",
-    "picks_pca",
-    "strategy_palette",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._cells": ("batch_composition", "celltype_overview", "picks_pca"),
+        "._compare": (
+            "comparison_scores",
+            "confusion_matrices",
+            "method_palette",
+            "per_class_heatmap",
+        ),
+        "._curves": ("curves_by_fraction", "learning_curves", "metric_grid"),
+        "._labels": ("labels_curve",),
+        "._style": ("aggregate_over_seeds", "celltype_palette", "strategy_palette"),
+    },
+)

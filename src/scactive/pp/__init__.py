@@ -1,6 +1,11 @@
 """Preprocessing: the paper's quality control and feature selection (section 2.1)."""
 
-from ._features import FeatureSpace
-from ._qc import filter_cells, gene_symbols, normalize, remove_genes
+from .._lazy import lazy_exports
 
-__all__ = ["FeatureSpace", "filter_cells", "gene_symbols", "normalize", "remove_genes"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._features": ("FeatureSpace",),
+        "._qc": ("filter_cells", "gene_symbols", "normalize", "remove_genes"),
+    },
+)

@@ -1,6 +1,11 @@
 """Reports of active-learning simulations: a summary table and a self-contained HTML file."""
 
-from scactive.report._summary import summary_table
-from scactive.report._write import write_comparison, write_report
+from .._lazy import lazy_exports
 
-__all__ = ["summary_table", "write_comparison", "write_report"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    attributes={
+        "._summary": ("summary_table",),
+        "._write": ("write_comparison", "write_report"),
+    },
+)
