@@ -63,7 +63,7 @@ def fitted(name: str):
 
 
 def test_registry_lists_every_baseline_with_a_description():
-    assert set(BASELINES) == {"scmap-cluster", "scmap-cell", "chetah", "knn-transfer", "logreg"}
+    assert set(BASELINES) == {"scmap-cluster", "scmap-cell", "chetah", "knn-transfer", "logreg-ovr"}
     assert set(BASELINE_DESCRIPTIONS) == set(BASELINES)
     assert all(BASELINE_DESCRIPTIONS.values())
     with pytest.raises(InputError, match="Valid methods: .*'scmap-cell'") as err:
@@ -133,12 +133,12 @@ def test_reserved_names_are_refused():
     renamed = np.where(y == "T0", UNASSIGNED, y)
     with pytest.raises(ValueError, match="no reference type may be called 'unassigned'"):
         ScmapCluster().fit(X, renamed)
-    make_baseline("logreg").fit(X, renamed)  # no rejection rule: the name is just a label
+    make_baseline("logreg-ovr").fit(X, renamed)  # no rejection rule: the name is just a label
     with pytest.raises(ValueError, match="rename.*Node1"):
         Chetah().fit(X, np.where(y == "T0", "Node1", y))
 
 
-@pytest.mark.parametrize("name", ["knn-transfer", "logreg"])
+@pytest.mark.parametrize("name", ["knn-transfer", "logreg-ovr"])
 def test_random_state_fixes_the_result(name):
     X, y, X_test, _ = four_types()
     a = make_baseline(name, rng=7).fit(X, y).predict_proba(X_test)
@@ -260,11 +260,11 @@ def test_chetah_threshold_bounds():
 
 def test_logreg_feature_selection_keeps_the_markers():
     X, y, X_test, y_test = four_types()
-    model = make_baseline("logreg", feature_selection=True, top_genes=10).fit(X, y)
+    model = make_baseline("logreg-ovr", feature_selection=True, top_genes=10).fit(X, y)
     assert len(model.genes_) <= 40
     assert np.isin(model.genes_, np.arange(80)).mean() >= 0.9
     assert (model.predict(X_test) == y_test).mean() >= 0.95
-    everything = make_baseline("logreg", feature_selection=True, top_genes=N_GENES).fit(X, y)
+    everything = make_baseline("logreg-ovr", feature_selection=True, top_genes=N_GENES).fit(X, y)
     assert len(everything.genes_) == N_GENES
 
 

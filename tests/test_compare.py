@@ -15,7 +15,7 @@ from scactive._errors import InputError
 from scactive.bench import DataOptions
 from scactive.cli import app
 
-FAST_METHODS = ("scmap-cluster", "knn-transfer", "logreg")
+FAST_METHODS = ("scmap-cluster", "knn-transfer", "logreg-ovr")
 OPTIONS = DataOptions(min_genes=0, n_top_genes=150, n_pcs=10)
 #: the run of the module's fixture: 2 seeds, the pool plus 2 strategies x 2 budgets
 RUN = dict(
@@ -154,7 +154,7 @@ def test_other_data_than_the_simulation_is_refused(compared, tmp_path):
     other = make_counts(n_cells=240, n_genes=300, n_types=3, seed=5)
     with pytest.raises(InputError, match="not the data the simulation"):
         comparison.compare(
-            other, label_key="cell_type", out=tmp_path / "x", methods=("logreg",),
+            other, label_key="cell_type", out=tmp_path / "x", methods=("logreg-ovr",),
             from_simulation=sim, progress=False,
         )  # fmt: skip
     assert not (tmp_path / "x").exists()
@@ -167,7 +167,7 @@ def test_foreign_output_folder_and_other_labels_are_refused(cells, compared, tmp
     (foreign / "notes.txt").write_text("my notes")
     with pytest.raises(InputError, match="not empty and holds no scactive run"):
         comparison.compare(
-            cells, label_key="cell_type", out=foreign, methods=("logreg",),
+            cells, label_key="cell_type", out=foreign, methods=("logreg-ovr",),
             from_simulation=sim, progress=False,
         )  # fmt: skip
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
@@ -175,7 +175,7 @@ def test_foreign_output_folder_and_other_labels_are_refused(cells, compared, tmp
     relabeled.obs["other"] = relabeled.obs["cell_type"]
     with pytest.raises(InputError, match="used 'cell_type'"):
         comparison.compare(
-            relabeled, label_key="other", out=tmp_path / "y", methods=("logreg",),
+            relabeled, label_key="other", out=tmp_path / "y", methods=("logreg-ovr",),
             from_simulation=sim, progress=False,
         )  # fmt: skip
 
@@ -205,7 +205,7 @@ def test_cross_dataset_on_shared_genes_with_a_label_map(tmp_path):
             reference,
             label_key="cell_type",
             out=tmp_path / "cross",
-            methods=("scmap-cluster", "logreg"),
+            methods=("scmap-cluster", "logreg-ovr"),
             query=query,
             query_label_key="truth",
             label_map={"type0": "A", "type1": "B", "type2": "B"},
@@ -231,11 +231,11 @@ def test_cli_compare_and_its_errors(tmp_path):
     runner = CliRunner()
     args = ["compare", str(path), "--label-key", "cell_type", "--min-genes", "0",
             "--n-top-genes", "100", "--n-pcs", "10", "--seeds", "1", "--no-progress",
-            "--budgets", "29", "--methods", "scmap-cluster,logreg"]  # fmt: skip
+            "--budgets", "29", "--methods", "scmap-cluster,logreg-ovr"]  # fmt: skip
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "ok")])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "ok" / "comparison.csv")
-    assert set(table["method"]) == {"scmap-cluster", "logreg"}
+    assert set(table["method"]) == {"scmap-cluster", "logreg-ovr"}
     bad = runner.invoke(app, [*args[:-1], "scmap-cluster,sctype", "--out", str(tmp_path / "b")])
     assert bad.exit_code == 2 and "Unknown method 'sctype'" in bad.output
     assert not (tmp_path / "b").exists()
@@ -276,7 +276,7 @@ def test_cli_tool_failure_is_a_message_and_the_finished_runs_are_kept(tmp_path, 
     real = comparison._compare.run_method
 
     def fails_for_logreg(name, *args, **kwargs):
-        if name == "logreg":
+        if name == "logreg-ovr":
             raise ToolError("planted failure (R said: no)")
         return real(name, *args, **kwargs)
 
@@ -286,7 +286,7 @@ def test_cli_tool_failure_is_a_message_and_the_finished_runs_are_kept(tmp_path, 
         app,
         ["compare", str(path), "--label-key", "cell_type", "--min-genes", "0", "--seeds", "1",
          "--n-top-genes", "100", "--n-pcs", "10", "--no-progress", "--budgets", "29",
-         "--strategies", "entropy", "--methods", "scmap-cluster,logreg", "--out", str(out)],
+         "--strategies", "entropy", "--methods", "scmap-cluster,logreg-ovr", "--out", str(out)],
     )  # fmt: skip
     assert result.exit_code == 1
     assert "planted failure (R said: no)" in result.output and "resume" in result.output

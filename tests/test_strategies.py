@@ -18,6 +18,7 @@ from scactive.strategies import (
     margin_scores,
     top_k,
 )
+from strategy_contract import check_strategy_contract
 
 
 @pytest.fixture(scope="module")
@@ -36,22 +37,7 @@ def fitted():
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_contract(name, fitted):
     learner, X, labeled = fitted
-    strategy = get_strategy(name)
-    picks = strategy(learner, X, labeled=labeled, batch_size=9, rng=3)
-    assert picks.shape == (9,)
-    assert len(np.unique(picks)) == 9
-    assert not labeled[picks].any()
-    again = strategy(learner, X, labeled=labeled, batch_size=9, rng=3)
-    np.testing.assert_array_equal(picks, again)
-    with pytest.raises(InputError, match="larger than"):
-        strategy(learner, X, labeled=labeled, batch_size=int((~labeled).sum()) + 1, rng=0)
-    with pytest.raises(InputError, match="batch_size"):
-        strategy(learner, X, labeled=labeled, batch_size=0, rng=0)
-    with pytest.raises(InputError, match="labeled"):
-        strategy(learner, X, labeled=labeled[:-1], batch_size=3, rng=0)
-    # the whole rest of the pool can be asked for
-    rest = int((~labeled).sum())
-    assert len(np.unique(strategy(learner, X, labeled=labeled, batch_size=rest, rng=0))) == rest
+    check_strategy_contract(get_strategy(name), learner, X, labeled)
 
 
 def test_unknown_strategy_lists_valid_names():

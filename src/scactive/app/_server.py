@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .._checks import check_batch_size
 from .._errors import InputError
 from ._guard import (
     LOOPBACK_NAMES,
@@ -160,8 +161,7 @@ def create_app(
     loopback name, state-changing requests same-origin JSON); with one, every request must
     carry the token. See :class:`SameOrigin`.
     """
-    if type(batch_size) is not int or not 1 <= batch_size <= MAX_BATCH:
-        raise InputError(f"batch_size={batch_size!r}; expected a whole number from 1 to 500.")
+    check_batch_size(batch_size, most=MAX_BATCH)
     if strategy not in _strategies():
         raise InputError(f"Unknown strategy {strategy!r}; valid: {sorted(_strategies())}.")
     if hosts is None:

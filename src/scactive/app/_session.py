@@ -20,6 +20,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from .._checks import check_batch_size
 from .._errors import InputError
 from ..loop._engine import Engine
 from ..loop._oracle import StoreOracle
@@ -144,8 +145,7 @@ class Session:
             chooser = get_strategy(strategy)
         except InputError as err:
             raise SessionError(str(err)) from err
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise SessionError(f"n={n!r}; expected a whole number of cells >= 1.")
+        n = check_batch_size(n, name="n", error=SessionError)
         snap = self._snapshot()
         k = min(int(n), snap.state.n_unlabeled)
         if k == 0:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from .._checks import is_whole
 from .._errors import InputError
 from ..io import data_checksum, labels_from, select_matrix
 from ..pp import FeatureSpace, filter_cells, normalize, remove_genes
@@ -43,7 +44,7 @@ class DataOptions:
             ("min_genes", self.min_genes, 0, "genes a cell needs to be kept"),
             ("min_cells", self.min_cells, 0, "pool cells a gene needs to be kept"),
         ):
-            if not _whole(value) or value < least:
+            if not is_whole(value) or value < least:
                 raise InputError(
                     f"{name}={value} (--{name.replace('_', '-')}) is not valid: it counts the "
                     f"{what}, a whole number >= {least}."
@@ -53,10 +54,6 @@ class DataOptions:
                 f"val_fraction={self.val_fraction}; expected a fraction between 0 and 1."
             )
         check_initial(self.initial)
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def check_initial(initial: float) -> None:

@@ -12,6 +12,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import pandas as pd
 
+from .._errors import InputError
+from ..models._registry import PRESETS, user_learners
+from ..strategies._registry import register_strategy, user_strategies
 from ._data import DataOptions, PreparedData, SeedData
 from ._grid import GridCell, GridOptions, run_ceiling, run_cell
 
@@ -50,11 +53,12 @@ def run_tasks(
         return
     first = next(iter(seeds_data.values()))
     context = multiprocessing.get_context("spawn")
+    registered = _registered_here(options)
     with ProcessPoolExecutor(
         max_workers=n_jobs,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(first.prepared, first.options, options),
+        initargs=(first.prepared, first.options, options, registered),
     ) as pool:
         futures = {pool.submit(_work, task): key for key, task in tasks}
         try:
@@ -68,10 +72,32 @@ def run_tasks(
             raise
 
 
+def _registered_here(options: GridOptions) -> bytes:
+    """The strategies and learners of the grid registered at run time in this process (by
+    a script or a ``--plugin`` module), pickled for the workers; shipped ones and entry
+    points are known to every process already."""
+    import pickle
+
+    strategies = {n: v for n, v in user_strategies().items() if n in options.strategies}
+    learners = {n: p for n, p in user_learners().items() if n in options.models}
+    try:
+        return pickle.dumps((strategies, learners))
+    except (pickle.PicklingError, AttributeError, TypeError) as err:
+        names = ", ".join(map(repr, [*strategies, *learners]))
+        raise InputError(
+            f"The registered strategy or learner {names} cannot be sent to worker processes "
+            f"({err}): register a class or a function defined at module level (not a lambda "
+            "or a local function), or run with n_jobs=1 (--jobs 1)."
+        ) from err
+
+
 _WORKER: dict = {}
 
 
-def _init_worker(prepared: PreparedData, data_options: DataOptions, options: GridOptions):
+def _init_worker(
+    prepared: PreparedData, data_options: DataOptions, options: GridOptions, registered: bytes
+):
+    import pickle
     import signal
 
     import torch
@@ -79,6 +105,11 @@ def _init_worker(prepared: PreparedData, data_options: DataOptions, options: Gri
     # Ctrl-C reaches every process of the terminal; the main process alone answers it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
+    strategies, learners = pickle.loads(registered)
+    for name, (factory, color) in strategies.items():
+        register_strategy(name, factory, color=color, replace=True)
+    for name, preset in learners.items():
+        PRESETS[name] = preset
     _WORKER.update(prepared=prepared, data_options=data_options, options=options, seeds={})
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .._checks import check_batch_size
 from .._errors import InputError, unknown_name
 from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
@@ -45,8 +46,8 @@ class GridOptions:
         ):
             if not values:
                 raise InputError(f"{name} is empty; give at least one.")
-        if any(int(b) < 1 for b in self.batch_sizes):
-            raise InputError(f"batch_sizes={list(self.batch_sizes)}; each must be >= 1.")
+        for b in self.batch_sizes:
+            check_batch_size(b, name="batch size (--batch-sizes)")
         if self.seeds < 1 or self.n_rounds < 0:
             raise InputError(
                 f"seeds={self.seeds}, rounds={self.n_rounds}: need seeds >= 1 and rounds >= 0."

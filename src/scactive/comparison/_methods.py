@@ -2,9 +2,10 @@
 
 Three kinds, one calling convention (:func:`run_method`):
 
-- ``learner``: the active-learning learners (:data:`scactive.models.PRESETS`, the MLPs), on the
-  scaled feature genes, as in the simulation.
-- ``baseline``: the Python baselines (:data:`scactive.models.BASELINES`) on the log-normalised
+- ``learner``: the active-learning learners (:data:`scactive.models.PRESETS`), on the scaled
+  feature genes, as in the simulation.
+- ``baseline``: the learners that declare ``annotator=True`` (their calls may be "unassigned":
+  scmap, CHETAH, the kNN transfer, the CellTypist-style ``logreg-ovr``) on the log-normalised
   expression of the feature genes.
 - ``tool``: the real tools through their adapters (CellTypist, Seurat, SingleR) on the
   log-normalised expression of all genes; each selects its own genes as published.
@@ -21,12 +22,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._errors import InputError, unknown_name
-from ..models import BASELINE_DESCRIPTIONS, BASELINES, PRESETS, make_baseline, make_learner
+from ..models import DEFAULT_MODEL, PRESETS, make_baseline, make_learner
 from ..pp import FeatureSpace
 from ._tools import TOOLS, adapter_class
-
-#: Learners offered to comparisons (the MLPs; ``logreg`` is the CellTypist-style baseline).
-LEARNERS = tuple(name for name in PRESETS if name.startswith("mlp"))
 
 
 @dataclass(frozen=True)
@@ -43,10 +41,10 @@ def _tools() -> dict[str, type]:
 
 def methods() -> dict[str, Method]:
     """Every method by name."""
-    out = {name: Method(name, "learner", PRESETS[name].description) for name in LEARNERS}
-    out.update(
-        {name: Method(name, "baseline", BASELINE_DESCRIPTIONS[name]) for name in BASELINES}
-    )
+    out = {
+        name: Method(name, "baseline" if p.annotator else "learner", p.description)
+        for name, p in PRESETS.items()
+    }
     for name, tool in TOOLS.items():
         out[name] = Method(name, "tool", tool.description)
     return out
@@ -70,7 +68,8 @@ def resolve_methods(names: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """
     known = methods()
     if names is None:
-        chosen = ["mlp2", *BASELINES, *_tools()]
+        baselines = [name for name, p in PRESETS.items() if p.annotator]
+        chosen = [DEFAULT_MODEL, *baselines, *TOOLS]
         explicit = False
     else:
         chosen = list(dict.fromkeys(names))

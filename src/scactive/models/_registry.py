@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .._errors import InputError, unknown_name
+from .._plugins import load_entry_points
 from .._random import derive_seed
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ class Preset:
         return getattr(importlib.import_module(module), name)
 
 
+#: Entry-point group of learners declared by other packages (each loads a :class:`Preset`).
+ENTRY_POINT_GROUP = "scactive.learners"
+
 #: Registered learners: name -> :class:`Preset`.
 PRESETS: dict[str, Preset] = {}
 _BUILT_IN: set[str] = set()
@@ -125,13 +129,25 @@ def register_learner(
     return preset
 
 
+def _load_entry_points() -> None:
+    def register(name: str, preset) -> None:
+        if not isinstance(preset, Preset):
+            raise TypeError(f"entry point {name!r} must load a scactive.models.Preset")
+        PRESETS.setdefault(name, preset)
+        _BUILT_IN.add(name)  # every process loads entry points itself
+
+    load_entry_points(ENTRY_POINT_GROUP, register)
+
+
 def user_learners() -> dict[str, Preset]:
     """The learners registered at run time, for worker processes to register in turn."""
+    _load_entry_points()
     return {name: p for name, p in PRESETS.items() if name not in _BUILT_IN}
 
 
 def get_preset(name: str) -> Preset:
     """The preset registered as ``name``; an unknown name lists the valid ones."""
+    _load_entry_points()
     if not isinstance(name, str) or name not in PRESETS:
         raise unknown_name("model", str(name), PRESETS)
     return PRESETS[name]

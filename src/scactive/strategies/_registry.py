@@ -13,12 +13,12 @@ Packages can also declare strategies as entry points in the group ``scactive.str
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from .._errors import InputError, unknown_name
+from .._plugins import load_entry_points
 from ._strategies import (
     BALD,
     ColdStart,
@@ -30,8 +30,6 @@ from ._strategies import (
     WeightedKMeans,
 )
 
-logger = logging.getLogger("scactive")
-
 #: Entry-point group of strategies declared by other packages.
 ENTRY_POINT_GROUP = "scactive.strategies"
 
@@ -40,7 +38,6 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {}
 #: The colour of each registered strategy in every plot.
 STRATEGY_COLORS: dict[str, str] = {}
 _BUILT_IN: set[str] = set()
-_entry_points_loaded = False
 
 #: Colours given, in turn, to strategies registered without one.
 SPARE_COLORS = (
@@ -121,24 +118,16 @@ def strategy_tags(name: str) -> StrategyTags:
 def user_strategies() -> dict[str, tuple[Callable[..., Strategy], str]]:
     """The strategies registered at run time (not shipped, not entry points): name ->
     (factory, colour), for worker processes to register in turn."""
+    _load_entry_points()
     return {n: (f, STRATEGY_COLORS[n]) for n, f in STRATEGIES.items() if n not in _BUILT_IN}
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
+    def register(name: str, factory) -> None:
+        register_strategy(name, factory)
+        _BUILT_IN.add(name)  # every process loads entry points itself
 
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            factory = point.load()
-        except Exception as err:  # a broken plugin must not break the built-in strategies
-            logger.warning("strategy %r (%s) could not be loaded: %s", point.name, point.value, err)
-            continue
-        register_strategy(point.name, factory)
-        _BUILT_IN.add(point.name)
+    load_entry_points(ENTRY_POINT_GROUP, register)
 
 
 def _shipped(name: str, factory: Callable[..., Strategy], color: str) -> None:

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from .._checks import check_batch_size
 from .._errors import InputError
 from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
 from ._select import kmeans_nearest_centre, kmeans_one_per_cluster, top_k
@@ -59,8 +60,7 @@ class Strategy:
                 f"labeled has shape {labeled.shape}; expected one flag per cell, ({len(X)},)."
             )
         candidates = np.flatnonzero(~labeled)
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise InputError(f"batch_size={batch_size!r}; expected a whole number >= 1.")
+        batch_size = check_batch_size(batch_size)
         if batch_size > len(candidates):
             raise InputError(
                 f"batch_size={batch_size} is larger than the {len(candidates)} unlabeled cells "
