@@ -6,6 +6,13 @@ from collections.abc import Callable
 
 import anndata as ad
 
+__all__ = [
+    "BUNDLED",
+    "paper_scale",
+    "pbmc68k_reduced",
+    "synthetic",
+]
+
 
 def pbmc68k_reduced() -> ad.AnnData:
     """700 PBMCs from 10x's 68k dataset, shipped with scanpy (no download).

@@ -21,6 +21,18 @@ from ._errors import InputError
 
 logger = logging.getLogger("scactive")
 
+__all__ = [
+    "MISSING_LABELS",
+    "check_matrix",
+    "data_checksum",
+    "file_checksum",
+    "labels_from",
+    "looks_like_counts",
+    "read",
+    "read_small_table",
+    "select_matrix",
+]
+
 #: Label values treated as "no label" (compared case-insensitively, after stripping).
 MISSING_LABELS = frozenset(
     {"", "nan", "na", "n/a", "none", "null", "unknown", "unassigned", "unlabeled", "unlabelled"}

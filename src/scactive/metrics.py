@@ -7,6 +7,14 @@ import math
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score
 
+__all__ = [
+    "curve_area",
+    "evaluate",
+    "evaluate_labels",
+    "expand_proba",
+    "labels_to_reach",
+]
+
 
 def expand_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray) -> np.ndarray:
     """Probabilities over ``all_classes`` (classes the learner has not seen get 0)."""
