@@ -20,6 +20,7 @@ from scactive.pl import strategy_palette
 from scactive.strategies import STRATEGIES, get_strategy
 from scactive.strategies._registry import STRATEGY_COLORS, strategy_tags
 from strategy_contract import check_strategy_contract
+from test_simulate import FAST
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NAME = "balanced-entropy"
@@ -88,20 +89,8 @@ def test_registered_strategy_has_its_colour(plugin):
 def test_registered_strategy_reaches_worker_processes(plugin):
     adata = make_counts(n_cells=150, n_genes=300)
     options = dict(
-        label_key="cell_type",
-        models=["logreg"],
-        strategies=["random", NAME],
-        batch_sizes=[6],
-        seeds=1,
-        n_rounds=2,
-        min_genes=0,
-        n_top_genes=100,
-        n_pcs=10,
-        initial=12,
-        ceiling=False,
-        progress=False,
-        report=False,
-    )
+        FAST, label_key="cell_type", models=["logreg"], strategies=["random", NAME]
+    ) | dict(ceiling=False, report=False)
     serial = simulate(adata, n_jobs=1, **options)
     parallel = simulate(adata, n_jobs=2, **options)
     assert set(parallel["strategy"]) == {"random", NAME}
