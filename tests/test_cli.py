@@ -131,6 +131,111 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+# -- start-up, help texts, --version and --plugin ------------------------------------------
+
+
+def test_version_prints_the_package_version():
+    from scactive._meta import package_version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"scactive {package_version()}\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scactive", "--version"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout == f"scactive {package_version()}\n"
+
+
+def _help(*command: str) -> str:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_help_lists_every_registered_strategy_and_learner(monkeypatch):
+    from scactive.models._registry import DEFAULT_MODEL, PRESETS
+    from scactive.strategies._registry import PAPER_STRATEGIES, STRATEGIES
+
+    # one registered now shows up too: the help reads the registries, not a list of its own
+    monkeypatch.setitem(STRATEGIES, "test-strategy", STRATEGIES["random"])
+    monkeypatch.setitem(PRESETS, "test-learner", PRESETS[DEFAULT_MODEL])
+    text = _help("simulate")
+    for name in [*STRATEGIES, *PRESETS]:
+        assert f" {name}," in text or f" {name}." in text or f" {name};" in text, name
+    assert f"[default: {DEFAULT_MODEL}]" in text
+    assert f"[default: {','.join(PAPER_STRATEGIES)}]" in text
+
+
+def test_compare_help_lists_every_method():
+    from scactive.comparison import methods
+    from scactive.comparison._tools import TOOLS
+
+    text = _help("compare")
+    assert set(TOOLS) <= set(methods())
+    for name in methods():
+        assert f" {name}," in text or f" {name}." in text or f" {name};" in text, name
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["simulate", "x.h5ad"],
+        ["compare", "x.h5ad", "--out", "out"],
+        ["query", "x.h5ad", "--session", "s.scactive"],
+        ["annotate", "x.h5ad", "--session", "s.scactive"],
+        ["export", "x.h5ad", "--session", "s.scactive", "--out", "o.h5ad"],
+    ],
+)
+def test_plugin_that_cannot_be_imported_exits_2(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, [*command, "--plugin", "no_such_plugin_module"])
+    assert result.exit_code == 2, result.output
+    assert "no_such_plugin_module" in result.output and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing read or written
+
+
+def test_plugin_that_fails_on_import_is_named(tmp_path, monkeypatch):
+    (tmp_path / "broken_plugin.py").write_text("import no_such_dependency_module\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "broken_plugin", raising=False)
+    result = CliRunner().invoke(app, ["simulate", "x.h5ad", "--plugin", "broken_plugin"])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "'broken_plugin' could not be imported" in text and "no_such_dependency_module" in text
+
+
+def test_plugin_strategy_can_be_named(data_file, tmp_path, monkeypatch):
+    from scactive.strategies import _registry
+
+    (tmp_path / "my_cli_plugin.py").write_text(
+        "from scactive.strategies import RandomSampling, register_strategy\n"
+        "register_strategy('plugin-random', RandomSampling)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_cli_plugin", raising=False)
+    out = tmp_path / "run"
+    try:
+        result = invoke(
+            data_file, "--label-key", "cell_type", "--out", out, *FAST, "--no-report",
+            "--strategies", "plugin-random", "--plugin", "my_cli_plugin",
+        )  # fmt: skip
+    finally:
+        _registry.STRATEGIES.pop("plugin-random", None)
+        getattr(_registry, "STRATEGY_COLORS", {}).pop("plugin-random", None)
+    assert result.exit_code == 0, result.output
+    assert "plugin-random" in (out / "results.csv").read_text()
+
+
+def test_importing_the_command_line_loads_no_heavy_library():
+    """``scactive --help`` answers at once: torch, scanpy, anndata and scikit-learn load inside
+    the commands that need them."""
+    heavy = ("torch", "scanpy", "anndata", "sklearn")
+    code = f"import sys, scactive.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     "package", ["scactive", "scactive.app", "scactive.bench", "scactive.comparison",
                 "scactive.loop", "scactive.models", "scactive.pl", "scactive.pp",

@@ -1,16 +1,21 @@
-"""The ``scactive`` command line: a Typer app, one module per command group."""
+"""The ``scactive`` command line: a Typer app, one module per command group.
+
+It starts fast: torch, scanpy, anndata and scikit-learn are imported inside the commands that
+need them, and the help texts read only the light registries of strategies and learners.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import warnings
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 
 from .._errors import InputError
+from .._meta import package_version
 
 app = typer.Typer(
     name="scactive",
@@ -22,13 +27,28 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"scactive {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Active learning for cell type annotation of single-cell RNA-seq data."""
 
 
 def setup_logging(verbose: bool) -> None:
     """Route the library's log and warnings to the terminal (the library never does this)."""
+    from rich.logging import RichHandler
+
     handler = RichHandler(console=console, show_path=False, show_time=False)
     logger = logging.getLogger("scactive")
     logger.handlers[:] = [handler]

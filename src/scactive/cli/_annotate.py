@@ -20,108 +20,24 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError
-from ..io import read_small_table
 from . import _options as opt
 from . import app, console, fail, setup_logging
-
-SessionFile = Annotated[
-    Path,
-    typer.Option(
-        "--session", "-s", help="The session file (SQLite); created on first use, then resumed."
-    ),
-]
-Markers = Annotated[
-    Path | None,
-    typer.Option(help="Marker genes: CSV/TSV with columns type,gene, or JSON {type: \\[genes]}."),
-]
-Learner = Annotated[
-    str | None,
-    typer.Option(help="Learner preset (mlp2, logreg, ...); default: the session's, else mlp2."),
-]
-Seed = Annotated[int | None, typer.Option(help="Random seed; default: the session's, else 0.")]
-SeedLabels = Annotated[
-    str | None,
-    typer.Option(
-        "--label-key",
-        "-l",
-        help="New sessions: obs column whose known labels become the first answers.",
-    ),
-]
-
-OptionalData = Annotated[
-    str | None,
-    typer.Argument(
-        help="h5ad, 10x .h5 or mtx folder, csv/tsv, loom, or a bundled dataset name. Needed to "
-        "create a session; afterwards the session's recorded path is read (give DATA if the "
-        "file moved).",
-        show_default=False,
-    ),
-]
+from ._session_args import (
+    Learner,
+    Markers,
+    OptionalData,
+    Seed,
+    SeedLabels,
+    SessionFile,
+    open_session_over,
+    recorded_data,
+)
 
 #: Rows of a bad answers file quoted in the error message.
 SHOW_PROBLEMS = 5
 
 
-def _open(
-    data,
-    session,
-    *,
-    label_key=None,
-    markers=None,
-    learner=None,
-    seed=None,
-    layer=None,
-    use_raw=False,
-    transpose=False,
-):
-    """Read ``data`` (default: the path the session recorded) and open the session over it."""
-    from .. import io
-    from ..app import open_session, read_markers
-
-    if data is None:
-        data, options = _recorded_data(session)
-        transpose = transpose or bool(options.get("transpose"))
-        layer = layer if layer is not None else options.get("layer")
-        use_raw = use_raw or bool(options.get("use_raw"))
-    adata = io.read(data, transpose=transpose)
-    return open_session(
-        adata,
-        session,
-        label_key=label_key,
-        markers=read_markers(markers) if markers is not None else None,
-        model=learner,
-        seed=seed,
-        layer=layer,
-        use_raw=use_raw,
-        source=data,
-        read_options={"transpose": transpose},
-    )
-
-
-def _recorded_data(session: Path) -> tuple[str, dict]:
-    """The data path and read options recorded in an existing session file."""
-    from ..app import SessionStore
-    from ..app._session import recorded_source
-
-    if not Path(session).expanduser().is_file():
-        raise InputError(
-            f"The session file '{session}' does not exist yet: give the data to annotate "
-            f"first, e.g. scactive query cells.h5ad --session {session}."
-        )
-    store = SessionStore(session)
-    try:
-        data, options = recorded_source(store.meta())
-    finally:
-        store.close()
-    if data is None:
-        raise InputError(
-            f"The session file '{session}' does not record its data's path (it was made by "
-            "an older scactive or from Python): give DATA before the options."
-        )
-    return data, options
-
-
-@app.command()
+@app.command(cls=opt.ListingCommand)
 def query(
     data: OptionalData = None,
     *,
@@ -129,10 +45,7 @@ def query(
     n: Annotated[int, typer.Option("--n", "-n", help="Cells to ask about.")] = 20,
     strategy: Annotated[
         str,
-        typer.Option(
-            help="Query strategy once two types are labeled: entropy, margin, "
-            "least-confidence, random, qbc, bald, diversity, wkmc."
-        ),
+        typer.Option(help="Query strategy once two types are labeled: {strategies}."),
     ] = "entropy",
     label_key: SeedLabels = None,
     markers: Markers = None,
@@ -141,6 +54,7 @@ def query(
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
+    plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
     """Print the next cells to label as CSV on stdout (retrains first when labels changed).
@@ -150,7 +64,8 @@ def query(
     """
     setup_logging(verbose)
     try:
-        with _open(
+        opt.load_plugins(plugin)
+        with open_session_over(
             data,
             session,
             label_key=label_key,
@@ -218,7 +133,7 @@ def teach(
             )
         data, answers = (None, Path(paths[0])) if len(paths) == 1 else (paths[0], Path(paths[1]))
         rows = _read_answers(answers)
-        with _open(
+        with open_session_over(
             data,
             session,
             label_key=label_key,
@@ -260,7 +175,7 @@ def teach(
     )
 
 
-@app.command("export")
+@app.command("export", cls=opt.ListingCommand)
 def export_session(
     data: OptionalData = None,
     *,
@@ -276,6 +191,7 @@ def export_session(
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
+    plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
     """Write the data with the session's labels and predictions (scactive_* obs columns)."""
@@ -283,11 +199,12 @@ def export_session(
 
     setup_logging(verbose)
     try:
+        opt.load_plugins(plugin)
         # refuse a target that would replace the data or the session before reading anything
-        source = data if data is not None else _recorded_data(session)[0]
+        source = data if data is not None else recorded_data(session)[0]
         targets = {"h5ad": out, "csv": csv, "model": model}
         check_export_targets(targets, protected_paths(Path(session).expanduser(), source))
-        with _open(
+        with open_session_over(
             data, session, learner=learner, layer=layer, use_raw=use_raw, transpose=transpose
         ) as s:
             s.ensure_trained()  # predictions for the current labels (when two types are)
@@ -302,6 +219,8 @@ def export_session(
 
 
 def _read_answers(path: Path) -> list[dict]:
+    from ..io import read_small_table
+
     table = read_small_table(
         path, columns=("cell", "label"), what="answers file", optional="'kind', 'strategy'"
     )

@@ -11,13 +11,14 @@ import typer
 
 from .._errors import InputError, ToolError
 from .._files import check_out_folder
-from ..io import read_small_table
+from ..models._registry import DEFAULT_MODEL
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 from ._simulate import InterruptWatch, interrupted
 
 
-@app.command()
+@app.command(cls=opt.ListingCommand)
+@opt.with_data_choices
 def compare(
     data: opt.Data,
     label_key: opt.LabelKey = None,
@@ -33,9 +34,9 @@ def compare(
     methods: Annotated[
         str | None,
         typer.Option(
-            help="Methods, comma-separated (default: mlp2, every baseline and every real tool "
-            "installed). Learners: mlp2, mlp3, mlp3-ln (and -paper). Baselines: scmap-cluster, "
-            "scmap-cell, chetah, knn-transfer, logreg. Real tools: celltypist, seurat, singler."
+            help=f"Methods, comma-separated (default: {DEFAULT_MODEL}, every baseline and every "
+            "real tool installed). {methods}.",
+            show_default=False,
         ),
     ] = None,
     from_simulation: Annotated[
@@ -46,7 +47,8 @@ def compare(
         str, typer.Option(help="Labeled-set sizes taken from the active-learning runs.")
     ] = "100,300",
     strategies: Annotated[
-        str, typer.Option(help="Strategies whose labeled sets are used, comma-separated.")
+        str,
+        typer.Option(help="Strategies whose labeled sets are used, comma-separated: {strategies}."),
     ] = "random,entropy",
     model: Annotated[
         str | None,
@@ -74,17 +76,7 @@ def compare(
             "type counts as when scoring a cross-dataset run."
         ),
     ] = None,
-    val_fraction: opt.ValFraction = 0.2,
-    layer: opt.Layer = None,
-    use_raw: opt.UseRaw = False,
-    transpose: opt.Transpose = False,
-    remove_mito: opt.RemoveMito = True,
-    remove_ribo: opt.RemoveRibo = True,
-    remove_hemoglobin: opt.RemoveHemoglobin = True,
-    min_genes: opt.MinGenes = 500,
-    min_cells: opt.MinCells = 10,
-    n_top_genes: opt.NTopGenes = 2000,
-    n_pcs: opt.NPcs = 50,
+    data_choices: opt.DataChoices = opt.DataChoices(),
     progress: opt.Progress = True,
     jobs: Annotated[
         int,
@@ -92,6 +84,7 @@ def compare(
             "--jobs", "-j", help="Method runs (and simulation runs) at once, e.g. the core count."
         ),
     ] = 1,
+    plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
     """Compare the learners with established annotation methods on the same cells."""
@@ -103,24 +96,15 @@ def compare(
     start = time.perf_counter()
     with InterruptWatch() as watch:
         try:
+            opt.load_plugins(plugin)
             check_out_folder(out)  # before reading the data: a bad --out fails at once
-            adata = io.read(data, transpose=transpose)
+            adata = io.read(data, transpose=data_choices.transpose)
             label_key = opt.label_key_or_default(adata, label_key)
-            query_data = io.read(query, transpose=transpose) if query is not None else None
+            query_data = (
+                io.read(query, transpose=data_choices.transpose) if query is not None else None
+            )
             if query_data is None and (query_label_key or label_map):
                 raise InputError("--query-label-key and --label-map need --query.")
-            options = DataOptions(
-                layer=layer,
-                use_raw=use_raw,
-                remove_mito=remove_mito,
-                remove_ribo=remove_ribo,
-                remove_hemoglobin=remove_hemoglobin,
-                min_genes=min_genes,
-                min_cells=min_cells,
-                n_top_genes=n_top_genes,
-                n_pcs=n_pcs,
-                val_fraction=val_fraction,
-            )
             with warnings.catch_warnings():
                 warnings.simplefilter("default", UserWarning)
                 table = run(
@@ -138,7 +122,7 @@ def compare(
                     query=query_data,
                     query_label_key=query_label_key,
                     label_map=read_label_map(label_map) if label_map is not None else None,
-                    data_options=options,
+                    data_options=DataOptions(**data_choices.preparation()),
                     progress=progress,
                     n_jobs=jobs,
                     source=str(data),
@@ -171,6 +155,8 @@ def compare(
 
 def read_label_map(path: Path) -> dict[str, str]:
     """Reference type -> query type, from a CSV with columns ``reference`` and ``query``."""
+    from ..io import read_small_table
+
     table = read_small_table(path, columns=("reference", "query"), what="label map")
     duplicated = table["reference"][table["reference"].duplicated()].unique()
     if len(duplicated):

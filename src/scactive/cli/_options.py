@@ -1,10 +1,21 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once, and the help texts read from registries."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+import inspect
+import os
+import sys
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from .._errors import InputError
 
@@ -21,14 +32,6 @@ LabelKey = Annotated[
 Layer = Annotated[str | None, typer.Option(help="Read this layer instead of X.")]
 UseRaw = Annotated[bool, typer.Option("--use-raw", help="Read .raw instead of X.")]
 Transpose = Annotated[bool, typer.Option(help="Text tables with genes in rows.")]
-RemoveMito = Annotated[bool, typer.Option(help="Drop mitochondrial genes.")]
-RemoveRibo = Annotated[bool, typer.Option(help="Drop ribosomal genes.")]
-RemoveHemoglobin = Annotated[bool, typer.Option(help="Drop hemoglobin genes.")]
-MinGenes = Annotated[int, typer.Option(help="Drop cells with fewer detected genes.")]
-MinCells = Annotated[int, typer.Option(help="Drop genes seen in fewer pool cells.")]
-NTopGenes = Annotated[int, typer.Option(help="Highly variable genes kept.")]
-NPcs = Annotated[int, typer.Option(help="PCA components.")]
-ValFraction = Annotated[float, typer.Option(help="Held-out validation fraction.")]
 Seeds = Annotated[int, typer.Option(help="Replicates (seeds 0 .. N-1).")]
 Progress = Annotated[bool, typer.Option(help="Show a progress bar.")]
 Jobs = Annotated[
@@ -38,6 +41,151 @@ Jobs = Annotated[
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")]
+Plugins = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--plugin",
+        metavar="MODULE",
+        help="Import this Python module first (repeatable; the current folder is searched "
+        "too), so the strategies and learners it registers can be named.",
+        show_default=False,
+    ),
+]
+
+
+def names(registry: Iterable[str]) -> str:
+    """The names of a registry, for a help text."""
+    return ", ".join(registry)
+
+
+def strategy_names() -> str:
+    """The registered strategies, for a help text."""
+    from ..strategies._registry import STRATEGIES
+
+    return names(STRATEGIES)
+
+
+def learner_names() -> str:
+    """The registered learners, for a help text, the baseline annotators apart."""
+    from ..models._registry import PRESETS
+
+    annotators = [name for name, preset in PRESETS.items() if preset.annotator]
+    learners = names(name for name in PRESETS if name not in annotators)
+    if not annotators:
+        return learners
+    return f"{learners}; baselines (may answer 'unassigned'): {names(annotators)}"
+
+
+def method_names() -> str:
+    """The methods ``compare`` can run, by kind, for a help text."""
+    from ..comparison import methods
+
+    kinds = {"learner": "learners", "baseline": "baselines", "tool": "real tools"}
+    known = methods().values()
+    by_kind = {kind: [m.name for m in known if m.kind == kind] for kind in kinds}
+    listed = "; ".join(f"{kinds[kind]}: {names(n)}" for kind, n in by_kind.items() if n)
+    return listed[:1].upper() + listed[1:]
+
+
+#: The lists a help text names by placeholder, filled in when the help is shown.
+LISTS: dict[str, Callable[[], str]] = {
+    "{strategies}": strategy_names,
+    "{learners}": learner_names,
+    "{methods}": method_names,
+}
+
+
+class ListingCommand(TyperCommand):
+    """A command whose help texts name the registered choices (``{strategies}``,
+    ``{learners}``, ``{methods}``; see :data:`LISTS`), read from the registries when the help
+    is shown: always current, and ``scactive --help`` does not wait for them."""
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for param in self.params:
+            for placeholder, listing in LISTS.items():
+                if isinstance(param.help, str) and placeholder in param.help:
+                    param.help = param.help.replace(placeholder, listing())
+        super().format_help(ctx, formatter)
+
+
+@dataclass(frozen=True)
+class DataChoices:
+    """How the data is read and prepared: the options ``simulate`` and ``compare`` share.
+
+    A command takes them as one parameter annotated ``DataChoices`` and decorated with
+    :func:`with_data_choices`; each field below becomes an option of its own.
+    """
+
+    layer: Layer = None
+    use_raw: UseRaw = False
+    transpose: Transpose = False
+    remove_mito: Annotated[bool, typer.Option(help="Drop mitochondrial genes.")] = True
+    remove_ribo: Annotated[bool, typer.Option(help="Drop ribosomal genes.")] = True
+    remove_hemoglobin: Annotated[bool, typer.Option(help="Drop hemoglobin genes.")] = True
+    min_genes: Annotated[int, typer.Option(help="Drop cells with fewer detected genes.")] = 500
+    min_cells: Annotated[int, typer.Option(help="Drop genes seen in fewer pool cells.")] = 10
+    n_top_genes: Annotated[int, typer.Option(help="Highly variable genes kept.")] = 2000
+    n_pcs: Annotated[int, typer.Option(help="PCA components.")] = 50
+    val_fraction: Annotated[float, typer.Option(help="Held-out validation fraction.")] = 0.2
+
+    def preparation(self) -> dict:
+        """The options of the data preparation (all but ``transpose``, which is for reading)."""
+        choices = dataclasses.asdict(self)
+        del choices["transpose"]
+        return choices
+
+
+def with_data_choices(command: Callable) -> Callable:
+    """Let ``command`` take the :class:`DataChoices` as options, in place of its parameter
+    annotated ``DataChoices``, and receive them as one :class:`DataChoices`."""
+    signature = inspect.signature(command, eval_str=True)
+    (target,) = (p for p in signature.parameters.values() if p.annotation is DataChoices)
+    hints = typing.get_type_hints(DataChoices, include_extras=True)
+    fields = [
+        inspect.Parameter(f.name, target.kind, default=f.default, annotation=hints[f.name])
+        for f in dataclasses.fields(DataChoices)
+    ]
+    parameters = []
+    for parameter in signature.parameters.values():
+        parameters.extend(fields if parameter is target else [parameter])
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        choices = DataChoices(**{f.name: kwargs.pop(f.name) for f in fields})
+        return command(**kwargs, **{target.name: choices})
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
+def load_plugins(modules: Sequence[str] | None) -> None:
+    """Import each ``--plugin`` module, so the strategies and learners it registers can be named.
+
+    Raises :class:`InputError` naming the module when one cannot be imported.
+    """
+    if not modules:
+        return
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())  # a module of one's own, beside the data
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name is not None and not (module + ".").startswith(err.name + "."):
+                raise _plugin_error(module, err) from None  # the plugin needs another module
+            raise InputError(
+                f"--plugin {module!r}: no module named {err.name or module!r} (searched the "
+                "current folder and the Python path). Give an import path such as "
+                "my_package.strategies, run from the folder holding the module, or install it."
+            ) from None
+        except Exception as err:  # the plugin's own error: say which module, no traceback
+            raise _plugin_error(module, err) from None
+
+
+def _plugin_error(module: str, err: Exception) -> InputError:
+    reason = f"{type(err).__name__}: {err}".rstrip(".")
+    return InputError(f"--plugin {module!r} could not be imported: {reason}.")
 
 
 def label_key_or_default(adata, label_key: str | None) -> str:

@@ -11,8 +11,8 @@ import typer
 
 from .._errors import InputError
 from . import _options as opt
+from . import _session_args as sessions
 from . import app, console, fail, setup_logging
-from ._annotate import Learner, Markers, OptionalData, Seed, SeedLabels, SessionFile, _open
 
 
 def _is_loopback(host: str) -> bool:
@@ -24,16 +24,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@app.command()
+@app.command(cls=opt.ListingCommand)
 def annotate(
-    data: OptionalData = None,
+    data: sessions.OptionalData = None,
     *,
-    session: SessionFile,
-    label_key: SeedLabels = None,
-    markers: Markers = None,
-    learner: Learner = None,
-    seed: Seed = None,
-    strategy: Annotated[str, typer.Option(help="Strategy of the first batches.")] = "entropy",
+    session: sessions.SessionFile,
+    label_key: sessions.SeedLabels = None,
+    markers: sessions.Markers = None,
+    learner: sessions.Learner = None,
+    seed: sessions.Seed = None,
+    strategy: Annotated[
+        str, typer.Option(help="Strategy of the first batches: {strategies}.")
+    ] = "entropy",
     batch_size: Annotated[int, typer.Option(help="Cells per batch.")] = 20,
     host: Annotated[
         str, typer.Option(help="Address to listen on; beyond 127.0.0.1 a token is required.")
@@ -49,6 +51,7 @@ def annotate(
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
+    plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
     """Label cells in a local web app; answers are saved in the session file at once."""
@@ -59,6 +62,7 @@ def annotate(
 
     setup_logging(verbose)
     try:
+        opt.load_plugins(plugin)
         if not 1 <= batch_size <= 500:
             raise InputError(f"--batch-size {batch_size}; expected a whole number from 1 to 500.")
         if token is None and not _is_loopback(host):
@@ -69,7 +73,7 @@ def annotate(
     except InputError as err:
         fail(err)
     try:
-        s = _open(
+        s = sessions.open_session_over(
             data,
             session,
             label_key=label_key,

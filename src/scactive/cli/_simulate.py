@@ -13,11 +13,14 @@ import typer
 
 from .._errors import InputError
 from .._files import check_out_folder
+from ..models._registry import DEFAULT_MODEL
+from ..strategies._registry import PAPER_STRATEGIES
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
 
-@app.command()
+@app.command(cls=opt.ListingCommand)
+@opt.with_data_choices
 def simulate(
     data: opt.Data = "pbmc68k_reduced",
     label_key: opt.LabelKey = None,
@@ -28,20 +31,11 @@ def simulate(
         ),
     ] = None,
     models: Annotated[
-        str,
-        typer.Option(
-            help="Learners, comma-separated: mlp2, mlp3, mlp3-ln, "
-            "mlp2-paper, mlp3-paper, mlp3-ln-paper, logreg, "
-            "logreg-pca; baselines scmap-cluster, scmap-cell, chetah, knn-transfer."
-        ),
-    ] = "mlp2",
+        str, typer.Option(help="Learners, comma-separated: {learners}.")
+    ] = DEFAULT_MODEL,
     strategies: Annotated[
-        str,
-        typer.Option(
-            help="Strategies, comma-separated: random, entropy, margin, least-confidence, qbc, "
-            "bald, diversity, wkmc."
-        ),
-    ] = "random,entropy,qbc,diversity,wkmc",
+        str, typer.Option(help="Strategies, comma-separated: {strategies}.")
+    ] = ",".join(PAPER_STRATEGIES),
     batch_sizes: Annotated[str, typer.Option(help="Cells per round, comma-separated.")] = "9,27,81",
     rounds: Annotated[int, typer.Option(help="Query rounds after round 0.")] = 10,
     seeds: opt.Seeds = 3,
@@ -49,7 +43,6 @@ def simulate(
         float,
         typer.Option(help="Initially labeled: a fraction of the pool (below 1) or a cell count."),
     ] = 0.2,
-    val_fraction: opt.ValFraction = 0.2,
     stop_fraction: Annotated[
         float | None,
         typer.Option(help="Query until this fraction of the pool is labeled (overrides --rounds)."),
@@ -61,20 +54,12 @@ def simulate(
     pca_clustering: Annotated[
         bool, typer.Option(help="Cluster on the pool PCA (diversity, wkmc); else on the features.")
     ] = True,
-    layer: opt.Layer = None,
-    use_raw: opt.UseRaw = False,
-    transpose: opt.Transpose = False,
-    remove_mito: opt.RemoveMito = True,
-    remove_ribo: opt.RemoveRibo = True,
-    remove_hemoglobin: opt.RemoveHemoglobin = True,
-    min_genes: opt.MinGenes = 500,
-    min_cells: opt.MinCells = 10,
-    n_top_genes: opt.NTopGenes = 2000,
-    n_pcs: opt.NPcs = 50,
+    data_choices: opt.DataChoices = opt.DataChoices(),
     ceiling: Annotated[bool, typer.Option(help="Also train on the whole pool.")] = True,
     report: Annotated[bool, typer.Option(help="Write report.html and figures.")] = True,
     progress: opt.Progress = True,
     jobs: opt.Jobs = 1,
+    plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
     """Run active learning with a simulated oracle on labeled data and write a report."""
@@ -86,8 +71,9 @@ def simulate(
     out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
     with InterruptWatch() as watch:
         try:
+            opt.load_plugins(plugin)
             check_out_folder(out)  # before reading the data: a bad --out fails at once
-            adata = io.read(data, transpose=transpose)
+            adata = io.read(data, transpose=data_choices.transpose)
             label_key = opt.label_key_or_default(adata, label_key)
             with warnings.catch_warnings():
                 warnings.simplefilter("default", UserWarning)
@@ -101,20 +87,11 @@ def simulate(
                     seeds=seeds,
                     n_rounds=rounds,
                     initial=initial,
-                    val_fraction=val_fraction,
                     stop_fraction=stop_fraction,
                     epochs=epochs,
                     retrain=retrain,
                     use_pca=pca_clustering,
-                    layer=layer,
-                    use_raw=use_raw,
-                    remove_mito=remove_mito,
-                    remove_ribo=remove_ribo,
-                    remove_hemoglobin=remove_hemoglobin,
-                    min_genes=min_genes,
-                    min_cells=min_cells,
-                    n_top_genes=n_top_genes,
-                    n_pcs=n_pcs,
+                    **data_choices.preparation(),
                     ceiling=ceiling,
                     report=report,
                     progress=progress,
