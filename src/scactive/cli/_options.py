@@ -77,14 +77,10 @@ def learner_names() -> str:
 
 
 def method_names() -> str:
-    """The methods ``compare`` can run, by kind, for a help text."""
-    from ..comparison import methods
+    """The methods ``compare`` can run (every learner and the real tools), for a help text."""
+    from ..comparison._tools import TOOLS
 
-    kinds = {"learner": "learners", "baseline": "baselines", "tool": "real tools"}
-    known = methods().values()
-    by_kind = {kind: [m.name for m in known if m.kind == kind] for kind in kinds}
-    listed = "; ".join(f"{kinds[kind]}: {names(n)}" for kind, n in by_kind.items() if n)
-    return listed[:1].upper() + listed[1:]
+    return f"Learners: {learner_names()}; real tools: {names(TOOLS)}"
 
 
 #: The lists a help text names by placeholder, filled in when the help is shown.
