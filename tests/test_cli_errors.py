@@ -24,7 +24,7 @@ QUICK = ["--seeds", "1", "--min-genes", "0", "--n-top-genes", "100", "--n-pcs", 
          "--no-progress"]  # fmt: skip
 SIMULATE = ["--strategies", "random,entropy", "--batch-sizes", "6", "--rounds", "1",
             "--initial", "12", "--no-report", *QUICK]  # fmt: skip
-COMPARE = ["--budgets", "18", "--strategies", "entropy", "--methods", "scmap-cluster,logreg",
+COMPARE = ["--budgets", "18", "--strategies", "entropy", "--methods", "scmap-cluster,logreg-ovr",
            "--initial", "12", "--batch-size", "6", *QUICK]  # fmt: skip
 ARGS = {"simulate": SIMULATE, "compare": COMPARE}
 
@@ -208,7 +208,7 @@ def test_ctrl_c_during_compare(data_file, tmp_path):
     out = tmp_path / "cmp"
     cmd = _cli("compare", str(data_file), "--label-key", "cell_type", *QUICK, "--seeds", "3",
                "--budgets", "120", "--batch-size", "3", "--strategies", "random,entropy",
-               "--model", "logreg", "--methods", "logreg", "--out", str(out))  # fmt: skip
+               "--model", "logreg", "--methods", "logreg-ovr", "--out", str(out))  # fmt: skip
     proc = _interrupt(cmd, lambda: any((out / "cells").glob("*.results.csv")), group=False)
     assert proc.returncode == 130, proc.stderr
     assert "Interrupted" in proc.stderr and "Traceback" not in proc.stderr

@@ -43,7 +43,7 @@ def _run(strategy="entropy", **kwargs):
         n_rounds=3,
     )
     params.update(kwargs)
-    return active_learning(X, SimulatedOracle(y), Xv, yv, **params)
+    return active_learning(X, SimulatedOracle(y), X_val=Xv, y_val=yv, **params)
 
 
 def test_loop_labels_one_batch_per_round_and_records_metrics():

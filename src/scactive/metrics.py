@@ -25,7 +25,7 @@ def expand_proba(proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray
 
 
 def evaluate(
-    y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, all_classes: np.ndarray
+    y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, *, all_classes: np.ndarray
 ) -> dict[str, float]:
     """Accuracy, macro and weighted F1, cross-entropy loss and per-class recall.
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..loop._state import LabelState
+from ..loop import LabelState
 from ..pp import gene_symbols
 from ._prepare import PreparedCells
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._errors import InputError
 from ..io import MISSING_LABELS, read_small_table
-from ..loop._state import KINDS
+from ..loop import KINDS
 from ._store import SessionError
 
 #: Longest label accepted, in characters.

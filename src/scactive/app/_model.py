@@ -21,8 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._meta import package_version
-from ..loop._engine import Engine
-from ..loop._state import LabelState
+from ..loop import Engine, LabelState
 from ..models import TrainedModel, make_learner
 from ._prepare import PreparedCells
 from ._store import SessionError, SessionStore

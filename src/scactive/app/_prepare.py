@@ -71,9 +71,9 @@ def compute_umap(pca: np.ndarray, seed: int) -> np.ndarray:
     return np.asarray(tmp.obsm["X_umap"], dtype=np.float32)
 
 
-def dataset_checksum(data: ad.AnnData) -> str:
+def dataset_checksum(adata: ad.AnnData) -> str:
     """SHA-256 of a CSR matrix (values and structure) and the cell and gene names."""
-    return data_checksum(data.X, data.obs_names, data.var_names)
+    return data_checksum(adata.X, adata.obs_names, adata.var_names)
 
 
 def check_same_data(meta: Mapping[str, str], checksum: str, n_cells: int, path: Path) -> None:

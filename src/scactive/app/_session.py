@@ -22,11 +22,9 @@ import pandas as pd
 
 from .._checks import check_batch_size
 from .._errors import InputError
-from ..loop._engine import Engine
-from ..loop._oracle import StoreOracle
+from ..loop import Engine, StoreOracle
 from ..models import TrainedModel, make_learner, save_model
-from ..strategies._registry import get_strategy
-from ..strategies._strategies import ColdStart
+from ..strategies import ColdStart, get_strategy
 from ._evidence import SMOOTH_K, Evidence
 from ._export import (
     EXPORT_COLUMNS,

@@ -12,8 +12,8 @@ from .._errors import InputError, unknown_name
 from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
-from ..models._registry import PRESETS, get_preset, make_learner
-from ..strategies._registry import PAPER_STRATEGIES, STRATEGIES, get_strategy, strategy_tags
+from ..models import PRESETS, get_preset, make_learner
+from ..strategies import PAPER_STRATEGIES, STRATEGIES, get_strategy, strategy_tags
 from ._data import DataOptions, SeedData
 
 
@@ -76,6 +76,8 @@ class GridCell:
 
 @dataclass
 class Grid:
+    """The grid cells to run, in a fixed order, and why the combinations left out cannot run."""
+
     cells: list[GridCell] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -112,15 +114,15 @@ def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell
     return new_learner
 
 
-def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, on_round=None):
+def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, *, on_round=None):
     """Run one grid cell; returns its results and picks as tables."""
     rng = np.random.default_rng(name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
     strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
     result = active_learning(
         seed_data.X_pool,
         SimulatedOracle(seed_data.y_pool),
-        seed_data.X_val,
-        seed_data.y_val,
+        X_val=seed_data.X_val,
+        y_val=seed_data.y_val,
         new_learner=_learner_factory(cell.model, seed_data, options, rng),
         strategy=strategy,
         strategy_name=cell.strategy,
@@ -177,7 +179,7 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
         seed_data.y_val,
         learner.predict_proba(seed_data.X_val),
         learner.classes_,
-        seed_data.prepared.classes,
+        all_classes=seed_data.prepared.classes,
     )
     n_pool = len(seed_data.pool)
     return pd.DataFrame(

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._errors import InputError
 from ..models._one_class import fit_learner
-from ..strategies._strategies import Strategy
+from ..strategies import Strategy
 from ._state import LabelState
 
 logger = logging.getLogger("scactive")

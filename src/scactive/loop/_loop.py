@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import evaluate
-from ..strategies._strategies import Strategy
+from ..strategies import Strategy
 from ._engine import Engine
 from ._state import LabelState
 
@@ -32,9 +32,9 @@ class LoopResult:
 def active_learning(
     X_pool: np.ndarray,
     oracle: Callable[[np.ndarray], np.ndarray],
+    *,
     X_val: np.ndarray,
     y_val: np.ndarray,
-    *,
     new_learner: Callable[[int], Any],
     strategy: Strategy,
     strategy_name: str,
@@ -100,7 +100,8 @@ def active_learning(
         start = time.perf_counter()
         learner = engine.fit(state, round_)
         train_seconds = time.perf_counter() - start
-        metrics = evaluate(y_val, learner.predict_proba(X_val), learner.classes_, classes)
+        proba = learner.predict_proba(X_val)
+        metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
         record = {
             "round": round_,
             "n_labeled": state.n_labeled,

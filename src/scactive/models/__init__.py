@@ -19,7 +19,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._registry": (
             "DEFAULT_MODEL",
             "PRESETS",
+            "Preset",
             "accepts_epochs",
+            "get_preset",
             "make_learner",
             "register_learner",
         ),

@@ -5,16 +5,25 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
-        "._registry": ("PAPER_STRATEGIES", "STRATEGIES", "get_strategy", "register_strategy"),
+        "._registry": (
+            "PAPER_STRATEGIES",
+            "STRATEGIES",
+            "STRATEGY_COLORS",
+            "StrategyTags",
+            "get_strategy",
+            "register_strategy",
+            "strategy_tags",
+        ),
         "._scores": (
             "bald_scores",
             "entropy_scores",
             "least_confidence_scores",
             "margin_scores",
         ),
-        "._select": ("kmeans_one_per_cluster", "top_k"),
+        "._select": ("kmeans_nearest_centre", "kmeans_one_per_cluster", "top_k"),
         "._strategies": (
             "BALD",
+            "ColdStart",
             "DiversitySampling",
             "QueryByCommittee",
             "RandomSampling",
