@@ -12,11 +12,10 @@ from typer.testing import CliRunner
 from conftest import make_counts
 from scactive import comparison
 from scactive._errors import InputError
-from scactive.bench import DataOptions
 from scactive.cli import app
 
 FAST_METHODS = ("scmap-cluster", "knn-transfer", "logreg-ovr")
-OPTIONS = DataOptions(min_genes=0, n_top_genes=150, n_pcs=10)
+OPTIONS = dict(min_genes=0, n_top_genes=150, n_pcs=10)
 #: the run of the module's fixture: 2 seeds, the pool plus 2 strategies x 2 budgets
 RUN = dict(
     methods=FAST_METHODS,
@@ -24,7 +23,7 @@ RUN = dict(
     strategies=("random", "entropy"),
     initial=20,
     seeds=2,
-    data_options=OPTIONS,
+    **OPTIONS,
     progress=False,
 )
 
@@ -209,7 +208,7 @@ def test_cross_dataset_on_shared_genes_with_a_label_map(tmp_path):
             query=query,
             query_label_key="truth",
             label_map={"type0": "A", "type1": "B", "type2": "B"},
-            data_options=OPTIONS,
+            **OPTIONS,
             progress=False,
         )
     assert set(table["training_set"]) == {"reference"}

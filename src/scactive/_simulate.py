@@ -44,25 +44,16 @@ def simulate(
     seeds: int = 3,
     n_rounds: int = 10,
     initial: float = 0.2,
-    val_fraction: float = 0.2,
     stop_fraction: float | None = None,
     epochs: int | None = None,
     retrain: str = "scratch",
     use_pca: bool = True,
-    layer: str | None = None,
-    use_raw: bool = False,
-    remove_mito: bool = True,
-    remove_ribo: bool = True,
-    remove_hemoglobin: bool = True,
-    min_genes: int = 500,
-    min_cells: int = 10,
-    n_top_genes: int = 2000,
-    n_pcs: int = 50,
     ceiling: bool = True,
     report: bool = True,
     progress: bool = True,
     n_jobs: int = 1,
     source: str | None = None,
+    **preparation,
 ) -> pd.DataFrame:
     """Run the active-learning grid with a simulated oracle and return the results table.
 
@@ -93,10 +84,6 @@ def simulate(
         ``"scratch"``: a new learner every round; ``"continue"``: keep training the last one.
     use_pca
         Clustering strategies work on the pool's PCA (else on the scaled features).
-    layer, use_raw
-        Which matrix to read (default ``X``).
-    remove_mito, remove_ribo, remove_hemoglobin, min_genes, min_cells, n_top_genes, n_pcs
-        The paper's QC and feature selection; data-dependent steps are fitted on the pool.
     ceiling
         Also train each model on the whole pool (rows with strategy ``"ceiling"``).
     report
@@ -109,25 +96,20 @@ def simulate(
         floating-point rounding of multi-threaded sums).
     source
         A description of where the data came from, recorded in ``config.json``.
+    preparation
+        The data preparation, the same keywords as :func:`scactive.compare` takes
+        (:class:`scactive.bench.DataOptions`): ``layer`` / ``use_raw`` (which matrix to read,
+        default ``X``); ``remove_mito``, ``remove_ribo``, ``remove_hemoglobin``,
+        ``min_genes`` (500), ``min_cells`` (10), ``n_top_genes`` (2000), ``n_pcs`` (50): the
+        paper's QC and feature selection, with data-dependent steps fitted on the pool;
+        ``val_fraction`` (0.2), the stratified validation set.
 
     Returns
     -------
     The results table: one row per model, strategy, batch size, seed and round.
     """
     out = check_out_folder(out) if out is not None else None
-    data_options = DataOptions(
-        layer=layer,
-        use_raw=use_raw,
-        remove_mito=remove_mito,
-        remove_ribo=remove_ribo,
-        remove_hemoglobin=remove_hemoglobin,
-        min_genes=min_genes,
-        min_cells=min_cells,
-        n_top_genes=n_top_genes,
-        n_pcs=n_pcs,
-        val_fraction=val_fraction,
-        initial=initial,
-    )
+    options = DataOptions.from_keywords(initial=initial, **preparation)
     grid_options = GridOptions(
         models=tuple(models),
         strategies=tuple(strategies),
@@ -142,8 +124,8 @@ def simulate(
     )
 
     def run(run_dir: _RunDir | None) -> pd.DataFrame:
-        options = (data_options, grid_options, report, progress, n_jobs, source)
-        return _run(adata, label_key, run_dir, *options)
+        settings = (options, grid_options, report, progress, n_jobs, source)
+        return _run(adata, label_key, run_dir, *settings)
 
     if out is None:
         return run(None)

@@ -5,7 +5,14 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
-        "._data": ("DataOptions", "PreparedData", "SeedData", "prepare", "split_sizes"),
+        "._data": (
+            "PREPARATION",
+            "DataOptions",
+            "PreparedData",
+            "SeedData",
+            "prepare",
+            "split_sizes",
+        ),
         "._grid": (
             "Grid",
             "GridCell",

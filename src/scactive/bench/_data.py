@@ -20,6 +20,13 @@ from ..pp import FeatureSpace, filter_cells, normalize, remove_genes
 logger = logging.getLogger("scactive")
 
 
+#: The keywords of the data preparation that ``simulate`` and ``compare`` take alike.
+PREPARATION = (
+    "layer", "use_raw", "remove_mito", "remove_ribo", "remove_hemoglobin", "min_genes",
+    "min_cells", "n_top_genes", "n_pcs", "val_fraction",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DataOptions:
     """Which matrix to read and the paper's QC and feature selection, each switchable."""
@@ -54,6 +61,18 @@ class DataOptions:
                 f"val_fraction={self.val_fraction}; expected a fraction between 0 and 1."
             )
         check_initial(self.initial)
+
+    @classmethod
+    def from_keywords(cls, **keywords) -> DataOptions:
+        """The options given as keywords of a public function (:data:`PREPARATION`, and
+        ``initial`` where the function takes it); an unknown keyword is refused by name."""
+        unknown = sorted(set(keywords) - {*PREPARATION, "initial"})
+        if unknown:
+            raise InputError(
+                f"Unknown option(s) {', '.join(map(repr, unknown))}. The data preparation "
+                f"takes {', '.join(PREPARATION)}."
+            )
+        return cls(**keywords)
 
 
 def check_initial(initial: float) -> None:

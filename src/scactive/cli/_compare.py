@@ -89,7 +89,6 @@ def compare(
 ) -> None:
     """Compare the learners with established annotation methods on the same cells."""
     from .. import io
-    from ..bench import DataOptions
     from ..comparison import compare as run
 
     setup_logging(verbose)
@@ -122,7 +121,7 @@ def compare(
                     query=query_data,
                     query_label_key=query_label_key,
                     label_map=read_label_map(label_map) if label_map is not None else None,
-                    data_options=DataOptions(**data_choices.preparation()),
+                    **data_choices.preparation(),
                     progress=progress,
                     n_jobs=jobs,
                     source=str(data),

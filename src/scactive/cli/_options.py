@@ -60,17 +60,18 @@ def names(registry: Iterable[str]) -> str:
 
 def strategy_names() -> str:
     """The registered strategies, for a help text."""
-    from ..strategies._registry import STRATEGIES
+    from ..strategies._registry import strategy_names as registered
 
-    return names(STRATEGIES)
+    return names(registered())
 
 
 def learner_names() -> str:
     """The registered learners, for a help text, the baseline annotators apart."""
-    from ..models._registry import PRESETS
+    from ..models._registry import registered_learners
 
-    annotators = [name for name, preset in PRESETS.items() if preset.annotator]
-    learners = names(name for name in PRESETS if name not in annotators)
+    presets = registered_learners()
+    annotators = [name for name, preset in presets.items() if preset.annotator]
+    learners = names(name for name in presets if name not in annotators)
     if not annotators:
         return learners
     return f"{learners}; baselines (may answer 'unassigned'): {names(annotators)}"

@@ -57,14 +57,14 @@ def annotate(
     """Label cells in a local web app; answers are saved in the session file at once."""
     import uvicorn
 
-    from ..app._guard import LOOPBACK_NAMES
+    from .._checks import check_batch_size
+    from ..app._guard import LOOPBACK_NAMES, MAX_BATCH
     from ..app._server import create_app
 
     setup_logging(verbose)
     try:
         opt.load_plugins(plugin)
-        if not 1 <= batch_size <= 500:
-            raise InputError(f"--batch-size {batch_size}; expected a whole number from 1 to 500.")
+        check_batch_size(batch_size, name="--batch-size", most=MAX_BATCH)
         if token is None and not _is_loopback(host):
             token = secrets.token_urlsafe(24)
         # local mode answers to loopback names only; with a token, to any name

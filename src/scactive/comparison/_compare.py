@@ -52,10 +52,10 @@ def compare(
     query: ad.AnnData | None = None,
     query_label_key: str | None = None,
     label_map: dict[str, str] | None = None,
-    data_options: DataOptions | None = None,
     progress: bool = True,
     n_jobs: int = 1,
     source: str | None = None,
+    **preparation,
 ) -> pd.DataFrame:
     """Train every chosen method on the same labeled sets and score it on the same cells.
 
@@ -100,8 +100,11 @@ def compare(
     label_map
         Cross-dataset mode: reference label -> query label, for scoring when the two datasets
         name types differently (several reference types may map to one query type).
-    data_options
-        QC and feature selection (ignored with ``from_simulation``).
+    preparation
+        The data preparation, the same keywords as :func:`scactive.simulate` takes
+        (``layer``, ``use_raw``, ``remove_mito``, ``remove_ribo``, ``remove_hemoglobin``,
+        ``min_genes``, ``min_cells``, ``n_top_genes``, ``n_pcs``, ``val_fraction``; ignored
+        with ``from_simulation``).
     n_jobs
         Method runs at once (threads; the real tools run in their own processes), and worker
         processes of the simulation when it runs here.
@@ -117,7 +120,7 @@ def compare(
     budgets = sorted({int(b) for b in budgets})
     if any(b < 1 for b in budgets):
         raise InputError(f"budgets={budgets}; each must be a whole number >= 1.")
-    options = data_options or DataOptions()
+    options = DataOptions.from_keywords(**preparation)
     _check_out(out)  # before the lock, which would add its file to someone else's folder
     with run_lock(out, what="comparison"):
         if query is not None:
@@ -142,12 +145,11 @@ def compare(
                     seeds=seeds,
                     n_rounds=n_rounds,
                     initial=initial,
-                    val_fraction=options.val_fraction,
                     report=False,
                     progress=progress,
                     n_jobs=n_jobs,
                     source=source,
-                    **_simulate_options(options),
+                    **preparation,
                 )
             else:
                 sim_dir = Path(from_simulation)
@@ -163,14 +165,6 @@ def compare(
 
         write_comparison(out, simulation=sim_dir)
         return table
-
-
-def _simulate_options(options: DataOptions) -> dict:
-    keep = (
-        "layer", "use_raw", "remove_mito", "remove_ribo", "remove_hemoglobin", "min_genes",
-        "min_cells", "n_top_genes", "n_pcs",
-    )  # fmt: skip
-    return {k: getattr(options, k) for k in keep}
 
 
 def _check_out(out: Path) -> None:

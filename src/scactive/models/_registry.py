@@ -139,6 +139,12 @@ def _load_entry_points() -> None:
     load_entry_points(ENTRY_POINT_GROUP, register)
 
 
+def registered_learners() -> dict[str, Preset]:
+    """Every registered learner, entry points of other packages included."""
+    _load_entry_points()
+    return dict(PRESETS)
+
+
 def user_learners() -> dict[str, Preset]:
     """The learners registered at run time, for worker processes to register in turn."""
     _load_entry_points()

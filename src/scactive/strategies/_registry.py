@@ -105,6 +105,12 @@ def get_strategy(name: str, **params) -> Strategy:
     return STRATEGIES[name](**params)
 
 
+def strategy_names() -> list[str]:
+    """Every registered strategy, entry points of other packages included."""
+    _load_entry_points()
+    return list(STRATEGIES)
+
+
 def strategy_tags(name: str) -> StrategyTags:
     """What the strategy ``name`` needs: a learner, MC draws, the embedding."""
     strategy = get_strategy(name)
