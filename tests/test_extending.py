@@ -124,3 +124,26 @@ def test_command_line_lists_and_runs_a_plugin_strategy(plugin, tmp_path):
     assert run.returncode == 0, run.stderr
     results = pd.read_csv(out / "results.csv")
     assert NAME in set(results["strategy"])
+
+
+def test_registered_learner_runs_in_the_grid_by_its_declared_capabilities():
+    from scactive.models import PRESETS, register_learner
+
+    register_learner(
+        "forest",
+        "sklearn.ensemble:RandomForestClassifier",
+        params={"n_estimators": 20},
+        input="pca",
+        description="random forest on the pool's PCA",
+    )
+    try:
+        adata = make_counts(n_cells=150, n_genes=300)
+        options = dict(FAST, models=["forest"], strategies=["entropy", "qbc"])
+        table = simulate(adata, label_key="cell_type", report=False, **options)
+        rows = table[table["strategy"] != "ceiling"]
+        assert set(rows["model"]) == {"forest"}
+        # not stochastic: the MC-dropout strategy is left out, the others run
+        assert set(rows["strategy"]) == {"entropy"}
+        assert rows["macro_f1"].iloc[-1] > 0.5
+    finally:
+        PRESETS.pop("forest", None)

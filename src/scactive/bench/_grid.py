@@ -12,8 +12,8 @@ from .._errors import InputError, unknown_name
 from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
-from ..models import PRESETS, get_preset, make_learner
-from ..strategies import PAPER_STRATEGIES, STRATEGIES, get_strategy, strategy_tags
+from ..models import get_preset, make_learner
+from ..strategies import PAPER_STRATEGIES, get_strategy, strategy_names, strategy_tags
 from ._data import DataOptions, SeedData
 
 
@@ -34,11 +34,11 @@ class GridOptions:
 
     def __post_init__(self) -> None:
         for model in self.models:
-            if model not in PRESETS:
-                raise unknown_name("model", model, PRESETS)
+            get_preset(model)  # an unknown name lists the valid ones
+        strategies = strategy_names()
         for strategy in self.strategies:
-            if strategy not in STRATEGIES:
-                raise unknown_name("strategy", strategy, STRATEGIES, plural="strategies")
+            if strategy not in strategies:
+                raise unknown_name("strategy", strategy, strategies, plural="strategies")
         for name, values in (
             ("models", self.models),
             ("strategies", self.strategies),

@@ -12,6 +12,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "StrategyTags",
             "get_strategy",
             "register_strategy",
+            "strategy_names",
             "strategy_tags",
         ),
         "._scores": (
