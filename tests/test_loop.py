@@ -86,3 +86,63 @@ def test_continue_training_keeps_one_learner():
     assert made == [0] and result.learner.warm_start
     _run(new_learner=new_learner)
     assert made == [0, 0, 1, 2, 3]
+
+
+def _answer(cell, label, kind="label", round_=1, origin="user"):
+    return dict(cell=cell, label=label, kind=kind, round=round_, strategy="entropy",
+                origin=origin, answered_at="2026-01-01T00:00:00")  # fmt: skip
+
+
+def test_store_oracle_builds_the_label_state_with_provenance():
+    from scactive.loop import StoreOracle
+
+    answers = [
+        _answer("c3", "B", round_=0, origin="seed"),
+        _answer("c1", None, kind="unsure"),
+        _answer("c0", "T"),
+    ]
+    oracle = StoreOracle(lambda: answers, [f"c{i}" for i in range(5)])
+    state = oracle.state()
+    assert list(state.positions) == [3, 0]  # by round, then in answer order
+    assert state.n_labeled == 2 and state.n_types == 2
+    assert state.answered.tolist() == [True, True, False, True, False]  # unsure: not asked again
+    assert state.who[3] == "seed" and state.who[0] == "user" and state.kind[1] == "unsure"
+    assert list(oracle(np.array([0, 2, 3]))) == ["T", None, "B"]
+
+
+def test_engine_cold_starts_until_two_types_and_never_asks_an_answered_cell():
+    from scactive.loop import Engine
+    from scactive.strategies import ColdStart
+
+    X, y, _, _ = _data()
+    engine = Engine(X, lambda seed: MLPClassifier(hidden=(8,), min_steps=30, random_state=seed),
+                    embedding=X[:, :2], cold_start=ColdStart())  # fmt: skip
+    state = LabelState(len(X))
+    first = np.flatnonzero(y == "a")[:3]
+    state.add(first, y[first], round_=0, strategy="initial")
+    learner = engine.fit(state, 0)
+    picks, used = engine.query(learner, state, get_strategy("entropy"), 5, np.random.default_rng(0))
+    assert isinstance(used, ColdStart) and not state.answered[picks].any()
+    other = np.flatnonzero(y == "b")[:2]
+    state.add(other, y[other], round_=1, strategy="cold-start")
+    learner = engine.fit(state, 1)
+    picks, used = engine.query(learner, state, get_strategy("entropy"), 5, np.random.default_rng(0))
+    assert used.name == "entropy" and len(set(picks)) == 5 and not state.answered[picks].any()
+
+
+def test_engine_continue_trains_one_learner_further():
+    from scactive.loop import Engine
+
+    X, y, _, _ = _data()
+    made = []
+
+    def new_learner(key):
+        made.append(key)
+        return MLPClassifier(hidden=(8,), min_steps=30, random_state=0)
+
+    engine = Engine(X, new_learner, retrain="continue")
+    state = LabelState(len(X))
+    state.add(np.arange(10), y[:10], round_=0, strategy="initial")
+    first = engine.fit(state, 0)
+    state.add(np.arange(10, 20), y[10:20], round_=1, strategy="random")
+    assert engine.fit(state, 1) is first and made == [0] and first.warm_start

@@ -10,7 +10,6 @@ calls (a session does, from its store) and calls from several threads do not int
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +22,7 @@ from ..models._one_class import fit_learner
 from ..strategies import Strategy
 from ._state import LabelState
 
-logger = logging.getLogger("scactive")
-
-#: Labeled types below which a strategy that needs a learner gives way to the cold start.
+#: Labeled types below which the cold start (when the engine has one) picks the cells.
 COLD_START_TYPES = 2
 
 
