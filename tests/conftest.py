@@ -76,12 +76,12 @@ def pbmc3k_path() -> Path:
 
 
 def pytest_configure(config):
-    """One torch thread per test process: ``pytest -n 2`` runs two processes on 2 cores, and
-    torch threads competing for the cores slow every test down many times over. Set here,
-    before any fixture: module-scoped fixtures run before function-scoped ones."""
-    import torch
+    """One thread (torch, BLAS, numba) per test process: ``pytest -n 2`` runs two processes on
+    2 cores, and threads competing for the cores slow every test down many times over. Set
+    here, before any fixture: module-scoped fixtures run before function-scoped ones."""
+    from scactive._threads import set_threads
 
-    torch.set_num_threads(1)
+    set_threads(1)
 
 
 def without_root_override() -> list[str]:

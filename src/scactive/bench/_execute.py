@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import pandas as pd
 
 from .._errors import InputError
+from .._threads import set_threads
 from ..models._registry import PRESETS, user_learners
 from ..strategies._registry import register_strategy, user_strategies
 from ._data import DataOptions, PreparedData, SeedData
@@ -100,11 +101,11 @@ def _init_worker(
     import pickle
     import signal
 
-    import torch
+    import torch  # noqa: F401 - loaded first, so its threads are held from the start
 
     # Ctrl-C reaches every process of the terminal; the main process alone answers it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    set_threads(1)
     strategies, learners = pickle.loads(registered)
     for name, (factory, color) in strategies.items():
         register_strategy(name, factory, color=color, replace=True)
@@ -114,12 +115,8 @@ def _init_worker(
 
 
 def _work(task: Task) -> Result:
-    import torch
-
     seeds = _WORKER["seeds"]
     seed = task_seed(task)
     if seed not in seeds:
         seeds[seed] = SeedData(_WORKER["prepared"], seed, _WORKER["data_options"])
-        seeds[seed].features  # noqa: B018 - scanpy's numba layer resets torch's thread count
-    torch.set_num_threads(1)
     return run_task(task, seeds[seed], _WORKER["options"])

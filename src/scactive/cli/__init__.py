@@ -41,8 +41,20 @@ def _root(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="Threads of torch, BLAS and numba in each process, held for the whole run "
+            "(one is fastest on a few cores, and with --jobs every worker takes one core).",
+        ),
+    ] = 1,
 ) -> None:
     """Active learning for cell type annotation of single-cell RNA-seq data."""
+    from .._threads import set_threads
+
+    set_threads(threads)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -12,6 +12,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._threads import hold as hold_threads
 from ._network import MLP
 
 logger = logging.getLogger("scactive")
@@ -122,6 +123,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # -- training -------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
         """Train on features ``X`` (cells x genes) and labels ``y``."""
+        hold_threads()
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
@@ -202,6 +204,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     @torch.no_grad()
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities (cells x classes, columns in ``classes_``), dropout off."""
+        hold_threads()
         X = self._check_query(X)
         self.network_.eval()
         out = [
@@ -219,6 +222,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Only the dropout layers are active; LayerNorm and everything else behave as at
         inference. The first hidden layer, which has no dropout before it, is computed once.
         """
+        hold_threads()
         X = self._check_query(X)
         net = self.network_
         net.eval()
