@@ -156,6 +156,10 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "scactive", *args]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(cmd: list[str], ready, *, group: bool) -> subprocess.CompletedProcess:
     """Run ``cmd``, send SIGINT once ``ready()`` holds, and return the finished process."""
     proc = subprocess.Popen(
@@ -165,6 +169,8 @@ def _interrupt(cmd: list[str], ready, *, group: bool) -> subprocess.CompletedPro
         text=True,
         start_new_session=group,
         env={**os.environ, "COLUMNS": "200"},
+        # as from a terminal: Ctrl-C not ignored, whatever the test process inherited
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 180
