@@ -147,3 +147,25 @@ def test_schedule_floor_for_small_sets_and_larger_batches_for_large_ones():
     batch, steps = model._schedule(22_000)  # 20 epochs in about 600 larger steps
     assert batch == 734 and 590 <= steps <= 600
     assert MLPClassifier(max_steps=None)._schedule(22_000) == (64, 20 * 344)
+
+
+def test_networks_trained_in_threads_give_the_numbers_they_give_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scactive.models import MLPClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 30)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+
+    def fit(seed):
+        learner = MLPClassifier(hidden=(32,), min_steps=200, random_state=seed).fit(X, y)
+        return learner.predict_proba(X), learner.sample_proba(X, 5, rng=seed)
+
+    alone = [fit(seed) for seed in range(4)]
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(fit, range(4)))
+        for (p, s), (q, t) in zip(alone, together, strict=True):
+            np.testing.assert_array_equal(p, q)
+            np.testing.assert_array_equal(s, t)

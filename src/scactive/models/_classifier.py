@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import numpy as np
 import torch
@@ -22,6 +23,13 @@ _PREDICT_CHUNK = 8192
 # Tiny gradients late in training turn into denormal floats, which the CPU handles up to 10x
 # slower; flushing them to zero changes nothing measurable and keeps every step fast.
 torch.set_flush_denormal(True)
+
+
+#: Held while torch's global generator is seeded and drawn from (initial weights, dropout):
+#: it is shared by every thread of the process, so two networks training in two threads (a
+#: comparison's units, a session's training beside a query) would each draw the other's
+#: numbers, and their results would depend on timing.
+GLOBAL_RNG = threading.RLock()
 
 
 def torch_seed(rng: np.random.Generator | int | None) -> int:
@@ -124,6 +132,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
         """Train on features ``X`` (cells x genes) and labels ``y``."""
         hold_threads()
+        with GLOBAL_RNG:
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
         X, y = validate_data(self, X, y, dtype=np.float32)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
@@ -229,6 +241,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         for module in net.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.train()
+        with GLOBAL_RNG:
+            return self._sample(net, X, n_draws, rng)
+
+    def _sample(self, net, X: np.ndarray, n_draws: int, rng) -> np.ndarray:
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(torch_seed(rng if rng is not None else self.random_state))
         try:
