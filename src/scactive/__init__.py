@@ -20,6 +20,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     attributes={
         "._errors": ("InputError",),
         "._simulate": ("simulate",),
+        "._threads": ("set_threads",),
         ".comparison": ("compare",),
         ".io": ("read",),
     },
