@@ -52,6 +52,9 @@ def simulate(
     report: bool = True,
     progress: bool = True,
     n_jobs: int = 1,
+    scheduler: str | None = None,
+    data_path: str | Path | None = None,
+    transpose: bool = False,
     source: str | None = None,
     **preparation,
 ) -> pd.DataFrame:
@@ -94,6 +97,16 @@ def simulate(
         Grid cells run at once, each in its own process with one torch thread. On a machine
         with N cores, ``n_jobs=N`` is usually fastest. The numbers do not depend on it (up to
         floating-point rounding of multi-threaded sums).
+    scheduler
+        The address of a Dask scheduler (``"tcp://HOST:8786"``; needs
+        ``pip install "scactive[distributed]"``): the grid cells run on that cluster's
+        workers instead of in local processes (``n_jobs`` stays 1). The workers read the data
+        from ``data_path`` themselves; the results come back here and are written to ``out``
+        as cells finish, so an interrupted run resumes. See ``docs/distributed.md``.
+    data_path, transpose
+        Where ``adata`` was read from and how: the file (at a path every worker sees) or
+        bundled dataset name, and the ``transpose`` given to :func:`scactive.io.read`.
+        Needed with ``scheduler``; a worker refuses a file whose data differs from ``adata``.
     source
         A description of where the data came from, recorded in ``config.json``.
     preparation
@@ -109,6 +122,11 @@ def simulate(
     The results table: one row per model, strategy, batch size, seed and round.
     """
     out = check_out_folder(out) if out is not None else None
+    cluster = None
+    if scheduler is not None:
+        from .bench._distributed import locate_data
+
+        cluster = (scheduler, locate_data(scheduler, data_path, n_jobs), bool(transpose))
     options = DataOptions.from_keywords(initial=initial, **preparation)
     grid_options = GridOptions(
         models=tuple(models),
@@ -124,7 +142,7 @@ def simulate(
     )
 
     def run(run_dir: _RunDir | None) -> pd.DataFrame:
-        settings = (options, grid_options, report, progress, n_jobs, source)
+        settings = (options, grid_options, report, progress, n_jobs, cluster, source)
         return _run(adata, label_key, run_dir, *settings)
 
     if out is None:
@@ -148,6 +166,7 @@ def _run(
     report: bool,
     progress: bool,
     n_jobs: int,
+    cluster: tuple[str, str, bool] | None,
     source: str | None,
 ) -> pd.DataFrame:
     seeds, ceiling = grid_options.seeds, grid_options.ceiling
@@ -186,6 +205,12 @@ def _run(
         tasks += [
             (f"{m}__ceiling__s{s}", (m, s)) for m in grid_options.models for s in range(seeds)
         ]
+    scheduler = data = None
+    if cluster is not None:  # the workers read the data themselves, and check it is this one
+        from .bench._distributed import DataSource
+
+        scheduler, path, transpose = cluster
+        data = DataSource(path, transpose, label_key, data_options, prepared.checksum)
     finished: dict[str, tuple] = {}
     with progress_bar(progress) as bar:
         task_id = bar.add_task("simulating", total=len(tasks))
@@ -197,7 +222,9 @@ def _run(
             else:
                 finished[key] = loaded
                 bar.advance(task_id)
-        for key, done in run_tasks(pending, seeds_data, grid_options, n_jobs=n_jobs):
+        for key, done in run_tasks(
+            pending, seeds_data, grid_options, n_jobs=n_jobs, scheduler=scheduler, source=data
+        ):
             if run_dir is not None:  # read back, so fresh and resumed runs agree exactly
                 run_dir.save(key, *done)
                 done = run_dir.load(key)

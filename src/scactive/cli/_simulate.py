@@ -59,6 +59,13 @@ def simulate(
     report: Annotated[bool, typer.Option(help="Write report.html and figures.")] = True,
     progress: opt.Progress = True,
     jobs: opt.Jobs = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="A Dask scheduler (tcp://HOST:8786): run the grid cells on its workers, which "
+            "read DATA from the same path (see docs/distributed.md).",
+        ),
+    ] = None,
     plugin: opt.Plugins = None,
     verbose: opt.Verbose = False,
 ) -> None:
@@ -96,6 +103,9 @@ def simulate(
                     report=report,
                     progress=progress,
                     n_jobs=jobs,
+                    scheduler=scheduler,
+                    data_path=data,
+                    transpose=data_choices.transpose,
                     source=str(data),
                 )
         except InputError as err:
