@@ -200,3 +200,30 @@ def test_new_batch_without_new_labels_adds_no_round(client, adata):
     client.app.state.trainer.wait(WAIT)
     state = client.get("/api/state").json()
     assert state["round"] == round_ and state["strategy"] == "margin" and state["batch"]
+
+
+def test_other_requests_are_answered_while_an_export_writes(client, monkeypatch):
+    import threading
+
+    import scactive.app._session as session_module
+
+    started, release = threading.Event(), threading.Event()
+    real = session_module.write_h5ad
+
+    def slow_write(*args, **kwargs):
+        started.set()
+        release.wait(WAIT)  # a large file, still being written
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "write_h5ad", slow_write)
+    exported = {}
+    worker = threading.Thread(
+        target=lambda: exported.update(reply=client.post("/api/export", json={}))
+    )
+    worker.start()
+    assert started.wait(WAIT)
+    state = client.get("/api/state")  # would wait for the export on a blocked event loop
+    assert state.status_code == 200 and "reply" not in exported
+    release.set()
+    worker.join(WAIT)
+    assert exported["reply"].status_code == 200

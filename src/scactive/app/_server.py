@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -271,7 +272,10 @@ def create_app(
         paths = session.export_paths(overwrite=overwrite)
         if session.trained_model() is None:
             paths.pop("model")
-        written = session.export(**{f"path_{kind}": path for kind, path in paths.items()})
+        # seconds of writing for a large dataset: in a worker thread, so the page's other
+        # requests are answered meanwhile
+        targets = {f"path_{kind}": path for kind, path in paths.items()}
+        written = await run_in_threadpool(session.export, **targets)
         return JSONResponse({"written": [str(p) for p in written.values()]})
 
     async def handle_bad(request: Request, exc: BadRequest) -> Response:
