@@ -291,3 +291,16 @@ def test_cli_tool_failure_is_a_message_and_the_finished_runs_are_kept(tmp_path, 
     assert "planted failure (R said: no)" in result.output and "resume" in result.output
     assert "Traceback" not in result.output
     assert list((out / "compare_cells").glob("*/scmap-cluster__*.csv"))
+
+
+def test_a_training_set_of_one_type_predicts_that_type(cells, tmp_path):
+    methods = ("scmap-cluster", "logreg-ovr", "logreg")
+    run = {**RUN, "budgets": (1,), "methods": methods, "initial": 1, "seeds": 1}
+    table = comparison.compare(cells, label_key="cell_type", out=tmp_path / "one", **run)
+    one = table[table["budget"] == 1]
+    assert len(one) == 3 * 2 and (one["n_train"] == 1).all()  # 3 methods x 2 strategies
+    predictions = pd.read_csv(tmp_path / "one" / "predictions.csv")
+    calls = predictions[predictions["budget"] == 1]
+    # every method answers the one type it was shown, for every cell, with full confidence
+    assert (calls.groupby(["method", "training_set"])["predicted"].nunique() == 1).all()
+    assert (calls["score"] == 1).all()
