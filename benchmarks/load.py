@@ -6,7 +6,7 @@ machine and then beside ``--burners`` processes that each spin one core, once wi
 ``--threads`` setting. ``--threads 2`` is torch's default on a 2-core machine (one thread per
 core), ``--threads 1`` what scactive holds by default. Writes a JSON and a Markdown table.
 
-    .venv/bin/python benchmarks/load.py                      # 2 burners, threads 1 and 2
+    .venv/bin/python benchmarks/load.py                      # 2 burners, threads 1 and 2, 3 runs
     .venv/bin/python benchmarks/load.py --cells 6000 --repeats 3
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=4000)
     parser.add_argument("--burners", type=int, default=2)
     parser.add_argument("--threads", default="1,2", help="comma-separated --threads settings")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/load.json"))
     args = parser.parse_args()
 
@@ -73,7 +74,7 @@ def main() -> None:
                         "threads": threads,
                         "burners": args.burners if loaded else 0,
                         "seconds": seconds,
-                        "median": sorted(seconds)[len(seconds) // 2],
+                        "median": statistics.median(seconds),
                     }
                 )
                 print(rows[-1], flush=True)
