@@ -250,3 +250,10 @@ def test_a_folder_held_by_another_run_is_refused(adata, tmp_path):
     with folder_lock(out), pytest.raises(InputError, match="Another scactive simulation"):
         simulate(adata, label_key="cell_type", out=out, **FAST)
     assert [p.name for p in out.iterdir()] == [".scactive.lock"]
+
+
+def test_an_unknown_option_is_named_with_the_closest_valid_one(adata):
+    with pytest.raises(InputError, match=r"'n_round': did you mean 'n_rounds'\?"):
+        simulate(adata, label_key="cell_type", n_round=3)
+    with pytest.raises(InputError, match=r"'min_gene': did you mean 'min_genes'\?"):
+        simulate(adata, label_key="cell_type", min_gene=0)

@@ -127,7 +127,7 @@ def simulate(
         from .bench._distributed import locate_data
 
         cluster = (scheduler, locate_data(scheduler, data_path, n_jobs), bool(transpose))
-    options = DataOptions.from_keywords(initial=initial, **preparation)
+    options = DataOptions.from_keywords(caller=simulate, initial=initial, **preparation)
     grid_options = GridOptions(
         models=tuple(models),
         strategies=tuple(strategies),

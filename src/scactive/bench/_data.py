@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -63,16 +66,27 @@ class DataOptions:
         check_initial(self.initial)
 
     @classmethod
-    def from_keywords(cls, **keywords) -> DataOptions:
+    def from_keywords(cls, *, caller: Callable | None = None, **keywords) -> DataOptions:
         """The options given as keywords of a public function (:data:`PREPARATION`, and
-        ``initial`` where the function takes it); an unknown keyword is refused by name."""
+        ``initial`` where the function takes it). An unknown keyword is refused by name, with
+        the closest name among these and the parameters of ``caller``."""
         unknown = sorted(set(keywords) - {*PREPARATION, "initial"})
-        if unknown:
-            raise InputError(
-                f"Unknown option(s) {', '.join(map(repr, unknown))}. The data preparation "
-                f"takes {', '.join(PREPARATION)}."
-            )
-        return cls(**keywords)
+        if not unknown:
+            return cls(**keywords)
+        names = list(PREPARATION)
+        if caller is not None:
+            names += [p for p in inspect.signature(caller).parameters if p != "preparation"]
+        hints = [
+            f"{name!r}: did you mean {close[0]!r}?"
+            for name in unknown
+            if (close := difflib.get_close_matches(name, names, n=1))
+        ]
+        of = f" of {caller.__name__}()" if caller is not None else ""
+        raise InputError(
+            f"Unknown option(s){of}: {', '.join(map(repr, unknown))}"
+            f"{' (' + '; '.join(hints) + ')' if hints else ''}. The data preparation takes "
+            f"{', '.join(PREPARATION)}."
+        )
 
 
 def check_initial(initial: float) -> None:

@@ -120,7 +120,7 @@ def compare(
     budgets = sorted({int(b) for b in budgets})
     if any(b < 1 for b in budgets):
         raise InputError(f"budgets={budgets}; each must be a whole number >= 1.")
-    options = DataOptions.from_keywords(**preparation)
+    options = DataOptions.from_keywords(caller=compare, **preparation)
     _check_out(out)  # before the lock, which would add its file to someone else's folder
     with run_lock(out, what="comparison"):
         if query is not None:
