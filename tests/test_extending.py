@@ -147,3 +147,37 @@ def test_registered_learner_runs_in_the_grid_by_its_declared_capabilities():
         assert rows["macro_f1"].iloc[-1] > 0.5
     finally:
         PRESETS.pop("forest", None)
+
+
+def test_strategies_and_learners_of_other_packages_load_from_entry_points(monkeypatch, caplog):
+    from importlib.metadata import EntryPoint
+
+    import scactive._plugins as plugins
+    from scactive.models import PRESETS, get_preset
+
+    points = {
+        "scactive.strategies": [
+            EntryPoint("ep-random", "scactive.strategies._strategies:RandomSampling",
+                       "scactive.strategies"),
+            EntryPoint("ep-broken", "no_such_module:Nothing", "scactive.strategies"),
+        ],
+        "scactive.learners": [
+            EntryPoint("ep-logreg", "tests_ep_preset:PRESET", "scactive.learners"),
+        ],
+    }  # fmt: skip
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: points.get(group, []))
+    monkeypatch.setattr(plugins, "_loaded", set())
+    monkeypatch.setitem(sys.modules, "tests_ep_preset", type(sys)("tests_ep_preset"))
+    from scactive.models import Preset
+
+    sys.modules["tests_ep_preset"].PRESET = Preset("sklearn.linear_model:LogisticRegression")
+    try:
+        with caplog.at_level("WARNING", logger="scactive"):
+            assert get_strategy("ep-random").name == "random"
+        assert "ep-broken" in caplog.text  # a broken plugin is named, the others still load
+        assert get_preset("ep-logreg").factory == "sklearn.linear_model:LogisticRegression"
+    finally:
+        for name in ("ep-random", "ep-broken"):
+            STRATEGIES.pop(name, None)
+            STRATEGY_COLORS.pop(name, None)
+        PRESETS.pop("ep-logreg", None)
