@@ -410,3 +410,21 @@ def test_umap_of_more_cells_than_scanpys_exact_search_limit():
     pca = np.random.default_rng(0).normal(size=(4200, 10)).astype(np.float32)
     umap = _umap(pca, 0)
     assert umap.shape == (4200, 2) and np.isfinite(umap).all()
+
+
+def test_a_umap_the_input_carries_is_shown_and_kept(adata, tmp_path):
+    planted = np.column_stack([np.arange(adata.n_obs), -np.arange(adata.n_obs)]).astype("f4")
+    carrying = adata.copy()
+    carrying.obsm["X_umap"] = planted
+    with open_session(carrying, tmp_path / "given.scactive") as session:
+        np.testing.assert_array_equal(session.embedding()[["umap1", "umap2"]], planted)
+        out = session.export(path_h5ad=tmp_path / "out.h5ad")["h5ad"]
+    exported = ad.read_h5ad(out)
+    np.testing.assert_array_equal(exported.obsm["X_umap"], planted)
+    assert "X_umap_input" not in exported.obsm  # the same UMAP, not kept twice
+    with open_session(carrying, tmp_path / "computed.scactive", use_input_umap=False) as session:
+        assert not np.array_equal(session.embedding()[["umap1", "umap2"]], planted)
+    bad = adata.copy()
+    bad.obsm["X_umap"] = np.full((adata.n_obs, 2), np.nan, dtype="f4")  # unusable: computed
+    with open_session(bad, tmp_path / "bad.scactive") as session:
+        assert np.isfinite(session.embedding()[["umap1", "umap2"]].to_numpy()).all()

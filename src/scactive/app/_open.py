@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -12,10 +13,19 @@ from .._errors import InputError, unknown_name
 from ..io import select_matrix
 from ..models import DEFAULT_MODEL, PRESETS
 from ._labels import check_markers, seed_labels
-from ._prepare import check_same_data, compute_umap, dataset_checksum, prepare_cells, source_meta
+from ._prepare import (
+    check_same_data,
+    compute_umap,
+    dataset_checksum,
+    input_umap,
+    prepare_cells,
+    source_meta,
+)
 from ._session import CV_MODEL, Session
 from ._sqlite import SCHEMA_VERSION
 from ._store import SessionStore
+
+logger = logging.getLogger("scactive")
 
 
 def open_session(
@@ -31,6 +41,7 @@ def open_session(
     cv_model: str | None = CV_MODEL,
     source: str | Path | None = None,
     read_options: Mapping[str, object] | None = None,
+    use_input_umap: bool = True,
 ) -> Session:
     """Open the annotation session stored at ``path`` on ``adata``, creating it if new.
 
@@ -56,6 +67,10 @@ def open_session(
         Read this layer or ``.raw`` instead of ``X`` (the checksum covers the matrix read).
     cv_model
         The learner of the cross-validated accuracy estimate; None: the session's model.
+    use_input_umap
+        New sessions: show the UMAP the input carries in ``obsm['X_umap']`` (when it has one
+        row per cell), instead of computing one from the PCA; the slowest step of opening a
+        large session. The UMAP is kept in the session file either way.
     source, read_options
         Where ``adata`` was read from (a path or a bundled name) and how (e.g.
         ``{"transpose": True}``): recorded in the session, so the command line can reopen it
@@ -96,7 +111,11 @@ def open_session(
         prepared = prepare_cells(data, seed)
         umap = store.embedding("umap")
         if umap is None:
-            umap = compute_umap(prepared.pca, seed)
+            umap = input_umap(adata) if use_input_umap else None
+            if umap is None:
+                umap = compute_umap(prepared.pca, seed)
+            else:
+                logger.info("showing the input's obsm['X_umap']")
             created = store.initialize(
                 dict(
                     schema_version=SCHEMA_VERSION,

@@ -44,6 +44,19 @@ def prepare_cells(data: ad.AnnData, seed: int) -> PreparedCells:
     return PreparedCells(data, features, X, features.embed(X))
 
 
+def input_umap(adata: ad.AnnData) -> np.ndarray | None:
+    """The 2-D UMAP the input carries in ``obsm['X_umap']`` (finite, one row per cell), or
+    None: computing a UMAP is the slowest step of opening a large session."""
+    umap = adata.obsm.get("X_umap") if "X_umap" in adata.obsm else None
+    if umap is None:
+        return None
+    umap = np.asarray(umap)
+    if umap.ndim != 2 or umap.shape[0] != adata.n_obs or umap.shape[1] < 2:
+        return None
+    umap = umap[:, :2].astype(np.float32)
+    return umap if np.isfinite(umap).all() else None
+
+
 def compute_umap(pca: np.ndarray, seed: int) -> np.ndarray:
     """A 2-D UMAP of the cells' PCA (the first two components below 10 cells)."""
     n = len(pca)

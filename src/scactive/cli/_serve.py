@@ -33,6 +33,7 @@ def annotate(
     markers: sessions.Markers = None,
     learner: sessions.Learner = None,
     seed: sessions.Seed = None,
+    input_umap: sessions.InputUmap = True,
     strategy: Annotated[
         str, typer.Option(help="Strategy of the first batches: {strategies}.")
     ] = "entropy",
@@ -83,6 +84,7 @@ def annotate(
             layer=layer,
             use_raw=use_raw,
             transpose=transpose,
+            input_umap=input_umap,
         )
         try:
             web = create_app(s, token=token, batch_size=batch_size, strategy=strategy, hosts=hosts)

@@ -27,6 +27,13 @@ Learner = Annotated[
         help="Learner preset: {learners}. Default: the session's, else " + DEFAULT_MODEL + "."
     ),
 ]
+InputUmap = Annotated[
+    bool,
+    typer.Option(
+        help="New sessions: show the UMAP the data carries in obsm['X_umap'] (else compute "
+        "one from the PCA)."
+    ),
+]
 Seed = Annotated[int | None, typer.Option(help="Random seed; default: the session's, else 0.")]
 SeedLabels = Annotated[
     str | None,
@@ -58,6 +65,7 @@ def open_session_over(
     layer: str | None = None,
     use_raw: bool = False,
     transpose: bool = False,
+    input_umap: bool = True,
 ):
     """Read ``data`` (default: the path the session recorded) and open the session over it."""
     from .. import io
@@ -80,6 +88,7 @@ def open_session_over(
         use_raw=use_raw,
         source=data,
         read_options={"transpose": transpose},
+        use_input_umap=input_umap,
     )
 
 
