@@ -82,6 +82,14 @@ class Strategy:
         raise NotImplementedError
 
 
+def _rows(strategy, X: np.ndarray, candidates: np.ndarray, embedding) -> np.ndarray | None:
+    """The candidates' rows of ``X``, copied only when a clustering strategy clusters them
+    (no embedding, or ``use_pca=False``): on the pool's PCA it needs none."""
+    if strategy.use_pca and embedding is not None:
+        return None
+    return X[candidates]
+
+
 def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> np.ndarray:
     if not use_pca:
         return X
@@ -104,6 +112,10 @@ class RandomSampling(Strategy):
 
     def select(self, learner, X, embedding, k, rng):
         return rng.choice(len(X), size=k, replace=False)
+
+    def _pick(self, learner, X, candidates, embedding, k, rng):
+        # the same draw as select, without copying the candidates' rows of X
+        return candidates[rng.choice(len(candidates), size=k, replace=False)]
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,11 @@ class DiversitySampling(Strategy):
     def select(self, learner, X, embedding, k, rng):
         return kmeans_one_per_cluster(_space(X, embedding, self.use_pca, rng), k, rng)
 
+    def _pick(self, learner, X, candidates, embedding, k, rng):
+        return candidates[
+            self.select(learner, _rows(self, X, candidates, embedding), embedding, k, rng)
+        ]
+
 
 @dataclass(frozen=True)
 class WeightedKMeans(Strategy):
@@ -190,6 +207,14 @@ class WeightedKMeans(Strategy):
         space = _space(X, embedding, self.use_pca, rng)[shortlist]
         return shortlist[kmeans_one_per_cluster(space, k, rng)]
 
+    def _pick(self, learner, X, candidates, embedding, k, rng):
+        # as select, scoring every cell (cheaper than copying the candidates' rows first)
+        scores = entropy_scores(learner.predict_proba(X))[candidates]
+        shortlist = top_k(scores, min(len(candidates), self.factor * k), rng)
+        rows = _rows(self, X, candidates, embedding)
+        space = _space(rows, embedding, self.use_pca, rng)[shortlist]
+        return candidates[shortlist[kmeans_one_per_cluster(space, k, rng)]]
+
 
 @dataclass(frozen=True)
 class ColdStart(Strategy):
@@ -205,3 +230,8 @@ class ColdStart(Strategy):
     def select(self, learner, X, embedding, k, rng):
         space = _space(X, embedding, self.use_pca, rng)
         return kmeans_nearest_centre(space, k, rng, n_init=self.n_init)
+
+    def _pick(self, learner, X, candidates, embedding, k, rng):
+        return candidates[
+            self.select(learner, _rows(self, X, candidates, embedding), embedding, k, rng)
+        ]
