@@ -14,8 +14,10 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
         "._labels": ("KINDS", "MAX_LABEL_LENGTH", "check_label", "read_markers"),
+        "._export": ("EXPORT_COLUMNS",),
         "._open": ("open_session",),
-        "._session": ("COLD_START", "EXPORT_COLUMNS", "Session", "dataset_checksum"),
+        "._prepare": ("dataset_checksum",),
+        "._session": ("COLD_START", "Session"),
         "._sqlite": ("SCHEMA_VERSION",),
         "._store": ("SessionError", "SessionStore", "UnknownCellError"),
     },

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._meta import package_version
+from .._random import derive_seed
 from ..loop import Engine, LabelState
 from ..models import TrainedModel, make_learner
 from ._prepare import PreparedCells
@@ -117,7 +118,7 @@ class SessionModel:
             )
         started, t0 = _now(), time.perf_counter()
         round_ = self._store.current_round()
-        learner_seed = int(np.random.default_rng([self.seed, round_]).integers(2**31 - 1))
+        learner_seed = derive_seed([self.seed, round_])
         report("fit", 0.0)
         learner, proba = self._fit(snap, learner_seed)
         report("cross-validation", 0.6)

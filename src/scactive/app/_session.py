@@ -25,9 +25,8 @@ from .._errors import InputError
 from ..loop import Engine, StoreOracle
 from ..models import TrainedModel, make_learner, save_model
 from ..strategies import ColdStart, get_strategy
-from ._evidence import SMOOTH_K, Evidence
+from ._evidence import Evidence
 from ._export import (
-    EXPORT_COLUMNS,
     check_export_targets,
     export_paths,
     export_table,
@@ -39,7 +38,6 @@ from ._labels import answer_row, check_answer
 from ._model import SessionModel, Snapshot
 from ._prepare import (
     PreparedCells,
-    dataset_checksum,
     recorded_source,
 )
 from ._store import SessionError, SessionStore, UnknownCellError
@@ -47,11 +45,7 @@ from ._store import SessionError, SessionStore, UnknownCellError
 __all__ = [
     "COLD_START",
     "CV_MODEL",
-    "EXPORT_COLUMNS",
-    "SMOOTH_K",
     "Session",
-    "dataset_checksum",
-    "recorded_source",
 ]
 
 logger = logging.getLogger("scactive")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .._errors import InputError, ToolError
-from .._files import check_out_folder
 from ..models._registry import DEFAULT_MODEL
 from . import _options as opt
-from . import app, console, fail, setup_logging, split_list
-from ._simulate import InterruptWatch, interrupted
+from . import app, console, setup_logging, split_list
+from ._simulate import interrupted, read_run_data, run_guard
 
 
 @app.command(cls=opt.ListingCommand)
@@ -93,43 +91,36 @@ def compare(
 
     setup_logging(verbose)
     start = time.perf_counter()
-    with InterruptWatch() as watch:
+    with run_guard(out, "method runs") as watch:
         try:
-            opt.load_plugins(plugin)
-            check_out_folder(out)  # before reading the data: a bad --out fails at once
-            adata = io.read(data, transpose=data_choices.transpose)
-            label_key = opt.label_key_or_default(adata, label_key)
+            adata, label_key = read_run_data(
+                data, out, label_key=label_key, plugins=plugin, transpose=data_choices.transpose
+            )
             query_data = (
                 io.read(query, transpose=data_choices.transpose) if query is not None else None
             )
             if query_data is None and (query_label_key or label_map):
                 raise InputError("--query-label-key and --label-map need --query.")
-            with warnings.catch_warnings():
-                warnings.simplefilter("default", UserWarning)
-                table = run(
-                    adata,
-                    label_key=label_key,
-                    out=out,
-                    methods=split_list(methods) if methods is not None else None,
-                    from_simulation=from_simulation,
-                    budgets=split_list(budgets, int),
-                    strategies=split_list(strategies),
-                    model=model,
-                    batch_size=batch_size,
-                    initial=initial,
-                    seeds=seeds,
-                    query=query_data,
-                    query_label_key=query_label_key,
-                    label_map=read_label_map(label_map) if label_map is not None else None,
-                    **data_choices.preparation(),
-                    progress=progress,
-                    n_jobs=jobs,
-                    source=str(data),
-                )
-        except InputError as err:
-            if watch.caused(err):  # a reader failing because of the Ctrl-C
-                interrupted(out, "method runs")
-            fail(err)
+            table = run(
+                adata,
+                label_key=label_key,
+                out=out,
+                methods=split_list(methods) if methods is not None else None,
+                from_simulation=from_simulation,
+                budgets=split_list(budgets, int),
+                strategies=split_list(strategies),
+                model=model,
+                batch_size=batch_size,
+                initial=initial,
+                seeds=seeds,
+                query=query_data,
+                query_label_key=query_label_key,
+                label_map=read_label_map(label_map) if label_map is not None else None,
+                **data_choices.preparation(),
+                progress=progress,
+                n_jobs=jobs,
+                source=str(data),
+            )
         except ToolError as err:  # a real tool failed on this data: its own message, no traceback
             if watch.caused(err):  # Ctrl-C reaches the tool's process too
                 interrupted(out, "method runs")
@@ -139,12 +130,6 @@ def compare(
                 highlight=False,
             )
             raise typer.Exit(code=1) from None
-        except KeyboardInterrupt:
-            interrupted(out, "method runs")
-        except Exception as err:
-            if watch.caused(err):
-                interrupted(out, "method runs")
-            raise
     console.print(
         f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {table['method'].nunique()} "
         f"methods, {len(table)} rows. Table: [bold]{out / 'comparison.csv'}[/]; report: "

@@ -95,7 +95,7 @@ def open_session_over(
 def recorded_data(session: Path) -> tuple[str, dict]:
     """The data path and read options recorded in an existing session file."""
     from ..app import SessionStore
-    from ..app._session import recorded_source
+    from ..app._prepare import recorded_source
 
     if not Path(session).expanduser().is_file():
         raise InputError(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -70,60 +72,82 @@ def simulate(
     verbose: opt.Verbose = False,
 ) -> None:
     """Run active learning with a simulated oracle on labeled data and write a report."""
-    from .. import io
     from .._simulate import simulate as run
 
     setup_logging(verbose)
     start = time.perf_counter()
     out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
-    with InterruptWatch() as watch:
-        try:
-            opt.load_plugins(plugin)
-            check_out_folder(out)  # before reading the data: a bad --out fails at once
-            adata = io.read(data, transpose=data_choices.transpose)
-            label_key = opt.label_key_or_default(adata, label_key)
-            with warnings.catch_warnings():
-                warnings.simplefilter("default", UserWarning)
-                table = run(
-                    adata,
-                    label_key=label_key,
-                    out=out,
-                    models=split_list(models),
-                    strategies=split_list(strategies),
-                    batch_sizes=split_list(batch_sizes, int),
-                    seeds=seeds,
-                    n_rounds=rounds,
-                    initial=initial,
-                    stop_fraction=stop_fraction,
-                    epochs=epochs,
-                    retrain=retrain,
-                    use_pca=pca_clustering,
-                    **data_choices.preparation(),
-                    ceiling=ceiling,
-                    report=report,
-                    progress=progress,
-                    n_jobs=jobs,
-                    scheduler=scheduler,
-                    data_path=data,
-                    transpose=data_choices.transpose,
-                    source=str(data),
-                )
-        except InputError as err:
-            if watch.caused(err):  # a reader failing because of the Ctrl-C
-                interrupted(out, "grid cells")
-            fail(err)
-        except KeyboardInterrupt:
-            interrupted(out, "grid cells")
-        except Exception as err:
-            if watch.caused(err):
-                interrupted(out, "grid cells")
-            raise
+    with run_guard(out, "grid cells"):
+        adata, label_key = read_run_data(
+            data, out, label_key=label_key, plugins=plugin, transpose=data_choices.transpose
+        )
+        table = run(
+            adata,
+            label_key=label_key,
+            out=out,
+            models=split_list(models),
+            strategies=split_list(strategies),
+            batch_sizes=split_list(batch_sizes, int),
+            seeds=seeds,
+            n_rounds=rounds,
+            initial=initial,
+            stop_fraction=stop_fraction,
+            epochs=epochs,
+            retrain=retrain,
+            use_pca=pca_clustering,
+            **data_choices.preparation(),
+            ceiling=ceiling,
+            report=report,
+            progress=progress,
+            n_jobs=jobs,
+            scheduler=scheduler,
+            data_path=data,
+            transpose=data_choices.transpose,
+            source=str(data),
+        )
     n_runs = table.drop_duplicates(["model", "strategy", "batch_size", "seed"]).shape[0]
     console.print(
         f"[green]Done[/] in {time.perf_counter() - start:.0f} s: {n_runs} runs, "
         f"{len(table)} rows. Results in [bold]{out}[/]"
         + (f"; report: [bold]{out / 'report.html'}[/]" if report else "")
     )
+
+
+def read_run_data(
+    data: str, out: Path, *, label_key: str | None, plugins, transpose: bool
+) -> tuple:
+    """What a run does before its work: import the ``--plugin`` modules, check ``--out``
+    (before the data is read: a bad folder fails at once), read the data and choose its label
+    column. Returns the AnnData and the label column."""
+    from .. import io
+
+    opt.load_plugins(plugins)
+    check_out_folder(out)
+    adata = io.read(data, transpose=transpose)
+    return adata, opt.label_key_or_default(adata, label_key)
+
+
+@contextlib.contextmanager
+def run_guard(out: Path, finished: str) -> Iterator[InterruptWatch]:
+    """A run as the user sees it: each of the library's warnings shown once per place; an
+    input error is a message and exit 2; Ctrl-C (or an error a library raised for it) says
+    what is kept in ``out`` and exits 130."""
+    with InterruptWatch() as watch, warnings.catch_warnings():
+        warnings.simplefilter("default", UserWarning)
+        try:
+            yield watch
+        except typer.Exit:  # the command's own exit, its message printed
+            raise
+        except InputError as err:
+            if watch.caused(err):  # a reader failing because of the Ctrl-C
+                interrupted(out, finished)
+            fail(err)
+        except KeyboardInterrupt:
+            interrupted(out, finished)
+        except Exception as err:
+            if watch.caused(err):
+                interrupted(out, finished)
+            raise
 
 
 def interrupted(out: Path, finished: str) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import unknown_name
+from .._random import derive_seed
 from ._annotator import UNASSIGNED, BaselineAnnotator
 from ._registry import PRESETS
 
@@ -50,5 +51,5 @@ def make_baseline(
         raise unknown_name("method", name, annotators)
     model = PRESETS[name].resolve()(**params)
     if rng is not None and "random_state" in model.get_params() and "random_state" not in params:
-        model.set_params(random_state=int(np.random.default_rng(rng).integers(2**31 - 1)))
+        model.set_params(random_state=derive_seed(rng))
     return model

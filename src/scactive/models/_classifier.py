@@ -13,6 +13,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._random import derive_seed
 from .._threads import hold as hold_threads
 from ._network import MLP
 
@@ -30,11 +31,6 @@ torch.set_flush_denormal(True)
 #: comparison's units, a session's training beside a query) would each draw the other's
 #: numbers, and their results would depend on timing.
 GLOBAL_RNG = threading.RLock()
-
-
-def torch_seed(rng: np.random.Generator | int | None) -> int:
-    """A torch seed drawn from ``rng`` (so torch never reads global random state)."""
-    return int(np.random.default_rng(rng).integers(2**31 - 1))
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -140,13 +136,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
         rng = np.random.default_rng(self.random_state)
-        generator = torch.Generator().manual_seed(torch_seed(rng))
+        generator = torch.Generator().manual_seed(derive_seed(rng))
         reuse = (
             self.warm_start and hasattr(self, "network_") and np.array_equal(classes, self.classes_)
         )
         self.classes_ = classes
         if not reuse:
-            torch.manual_seed(torch_seed(rng))
+            torch.manual_seed(derive_seed(rng))
             self.network_ = MLP(
                 X.shape[1],
                 len(classes),
@@ -246,7 +242,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _sample(self, net, X: np.ndarray, n_draws: int, rng) -> np.ndarray:
         torch_state = torch.random.get_rng_state()
-        torch.manual_seed(torch_seed(rng if rng is not None else self.random_state))
+        torch.manual_seed(derive_seed(rng if rng is not None else self.random_state))
         try:
             out = np.empty((n_draws, len(X), len(self.classes_)), dtype=np.float32)
             start = 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._classifier import torch_seed
+from .._random import derive_seed
 
 
 class OneClassLearner:
@@ -30,7 +30,7 @@ class OneClassLearner:
         """MC draws, all alike; ``rng`` is drawn from as the MLP does, so the strategy's
         random stream does not depend on whether the learner was fitted."""
         if rng is not None:
-            torch_seed(rng)
+            derive_seed(rng)
         return np.ones((n_draws, X.shape[0], 1), dtype=np.float32)
 
     def get_params(self, deep: bool = True) -> dict:

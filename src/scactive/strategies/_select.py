@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._random import derive_seed
+
 #: Above this many candidates, k-means runs in mini-batches (same k-means++ seeding).
 MINIBATCH_ABOVE = 20_000
 
@@ -38,7 +40,7 @@ def kmeans_one_per_cluster(points: np.ndarray, k: int, rng: np.random.Generator)
     n = len(points)
     if k >= n:
         return rng.permutation(n)[:k]
-    seed = int(rng.integers(2**31 - 1))
+    seed = derive_seed(rng)
     labels = kmeans(n, k, seed).fit_predict(np.asarray(points, dtype=np.float64))
     picks = [rng.choice(np.flatnonzero(labels == c)) for c in np.unique(labels)]
     if len(picks) < k:  # an empty cluster: fill from the rest, spread at random
@@ -58,7 +60,7 @@ def kmeans_nearest_centre(
     n = len(points)
     if k >= n:
         return np.arange(n)[:k]
-    model = kmeans(n, k, int(rng.integers(2**31 - 1)), n_init=n_init)
+    model = kmeans(n, k, derive_seed(rng), n_init=n_init)
     distances = model.fit_transform(np.asarray(points, dtype=np.float64))
     picks = []
     for c in range(k):

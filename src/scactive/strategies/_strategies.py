@@ -15,6 +15,7 @@ import numpy as np
 
 from .._checks import check_batch_size
 from .._errors import InputError
+from .._random import derive_seed
 from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
 from ._select import kmeans_nearest_centre, kmeans_one_per_cluster, top_k
 
@@ -98,9 +99,7 @@ def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> n
     from sklearn.decomposition import PCA
 
     n_pcs = max(1, min(50, X.shape[0] - 1, X.shape[1]))
-    return PCA(
-        n_pcs, svd_solver="randomized", random_state=int(rng.integers(2**31 - 1))
-    ).fit_transform(X)
+    return PCA(n_pcs, svd_solver="randomized", random_state=derive_seed(rng)).fit_transform(X)
 
 
 @dataclass(frozen=True)
