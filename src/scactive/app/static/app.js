@@ -6,11 +6,17 @@ const token = new URLSearchParams(location.search).get("token") || "";
 const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"];
 let state = null;
-let cells = null;          // embedding table: {cell: [...], x: [...], y: [...], ...}
+let cells = null;          // the map (api/map): {n, round, x, y, label, predicted, confidence,
+                           // categories, index, layout}; codes index categories (0: none)
 let selected = 0;          // index in the visible batch
 let lastBatchKey = "";
 let picked = null;         // a cell picked on the map, to label or relabel outside the batch
-let toCanvas = null;       // embedding -> canvas coordinates, set by drawMap
+let toCanvas = null;       // embedding -> canvas coordinates ({px, py}), set with the layout
+// cell name <-> map position, for every cell the page has seen named (the batch, the answered
+// cells, cells picked on the map): the map itself carries no names
+const positionOf = Object.create(null);
+const nameAt = new Map();
+function remember(cell, position) { positionOf[cell] = position; nameAt.set(position, cell); }
 
 // the cells on the list: the batch, after the cell picked on the map if any
 function shown() {
@@ -32,6 +38,17 @@ async function api(path, body) {
   return data;
 }
 
+async function apiBytes(path) {
+  const options = { headers: {} };
+  if (token) options.headers.Authorization = "Bearer " + token;
+  const response = await fetch(path, options);
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new Error(data.error || response.statusText);
+  }
+  return response.arrayBuffer();
+}
+
 function el(tag, text, cls) {
   const node = document.createElement(tag);
   if (text !== undefined && text !== null) node.textContent = String(text);
@@ -51,49 +68,207 @@ function setStatus(text, busy, error) {
   node.className = (busy ? "busy " : "") + (error ? "error" : "");
 }
 
-function drawMap() {
-  if (!cells) return;
-  const canvas = document.getElementById("map");
-  const ctx = canvas.getContext("2d");
-  const mode = document.getElementById("colour").value;
-  const xs = cells.x, ys = cells.y, n = xs.length;
+// -- the map: a million cells as pixels ---------------------------------------------------
+const littleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+function pack(r, g, b, a = 255) {  // one RGBA pixel of ImageData as a Uint32Array word
+  return littleEndian ? ((a << 24) | (b << 16) | (g << 8) | r) >>> 0
+    : ((r << 24) | (g << 16) | (b << 8) | a) >>> 0;
+}
+function packHex(hex) {
+  const v = parseInt(hex.slice(1), 16);
+  return pack((v >> 16) & 255, (v >> 8) & 255, v & 255);
+}
+const NONE = packHex("#d0d0d0");
+
+// api/map: magic "SCM1", uint32 header length, JSON header, padding to 4 bytes, then x, y
+// (float32), label and predicted codes (code_bytes each), confidence (uint8); little-endian
+function parseMap(buffer) {
+  const bytes = new Uint8Array(buffer);
+  if (String.fromCharCode(...bytes.subarray(0, 4)) !== "SCM1") {
+    throw new Error("The server sent a map this page cannot read; reload the page.");
+  }
+  const view = new DataView(buffer);
+  const headerLength = view.getUint32(4, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const n = header.n, size = header.code_bytes;
+  let offset = (8 + headerLength + 3) & ~3;
+  const take = (Type, width) => {
+    let array;
+    if (littleEndian || width === 1) array = new Type(buffer, offset, n);
+    else {  // a big-endian machine: copy through a DataView
+      array = new Type(n);
+      const get = { 2: "getUint16", 4: Type === Float32Array ? "getFloat32" : "getUint32" }[width];
+      for (let i = 0; i < n; i++) array[i] = view[get](offset + i * width, true);
+    }
+    offset += n * width;
+    return array;
+  };
+  const Codes = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array }[size];
+  const map = {
+    n, round: header.round, categories: header.categories, noConfidence: header.no_confidence,
+    x: take(Float32Array, 4), y: take(Float32Array, 4),
+    label: take(Codes, size), predicted: take(Codes, size), confidence: take(Uint8Array, 1),
+    index: positionOf, layout: null, base: null,
+  };
+  header.answered.cells.forEach((cell, k) => remember(cell, header.answered.positions[k]));
+  let labeled = 0;
+  for (let i = 0; i < n; i++) if (map.label[i]) labeled++;
+  map.labeled = new Int32Array(labeled);  // drawn last, so they stay visible
+  for (let i = 0, k = 0; i < n; i++) if (map.label[i]) map.labeled[k++] = i;
+  return map;
+}
+
+// canvas coordinates, pixel offsets and a uniform grid of every cell, once per map and size
+function layoutMap(map, width, height) {
+  const { x: xs, y: ys, n } = map;
   let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
   for (let i = 0; i < n; i++) {
-    x0 = Math.min(x0, xs[i]); x1 = Math.max(x1, xs[i]);
-    y0 = Math.min(y0, ys[i]); y1 = Math.max(y1, ys[i]);
+    const x = xs[i], y = ys[i];
+    if (x < x0) x0 = x; if (x > x1) x1 = x;
+    if (y < y0) y0 = y; if (y > y1) y1 = y;
   }
-  const pad = 10, w = canvas.width - 2 * pad, h = canvas.height - 2 * pad;
-  const px = (v) => pad + (v - x0) / (x1 - x0 || 1) * w;
-  const py = (v) => pad + (1 - (v - y0) / (y1 - y0 || 1)) * h;
-  toCanvas = { px, py };
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  const radius = n > 10000 ? 1.2 : 2;
+  if (!(x1 >= x0)) { x0 = 0; x1 = 1; }  // no finite cell
+  if (!(y1 >= y0)) { y0 = 0; y1 = 1; }
+  const pad = 10, sx = (width - 2 * pad) / (x1 - x0 || 1), sy = (height - 2 * pad) / (y1 - y0 || 1);
+  const px = (v) => pad + (v - x0) * sx;
+  const py = (v) => pad + (y1 - v) * sy;
+  const cx = new Float32Array(n), cy = new Float32Array(n), pixel = new Int32Array(n);
+  const cellSize = 8, cols = Math.ceil(width / cellSize), rows = Math.ceil(height / cellSize);
+  const bucket = new Int32Array(n), start = new Int32Array(cols * rows + 1);
   for (let i = 0; i < n; i++) {
-    let colour = "#d0d0d0";
-    if (mode === "label" && cells.label[i]) colour = colourOf(cells.label[i]);
-    if (mode === "predicted" && cells.predicted[i]) colour = colourOf(cells.predicted[i]);
-    if (mode === "confidence" && cells.confidence[i] !== null) {
-      const c = Math.round(255 * (1 - cells.confidence[i]));
-      colour = `rgb(${c},${c},255)`;
-    }
-    ctx.fillStyle = colour;
-    ctx.fillRect(px(xs[i]) - radius, py(ys[i]) - radius, 2 * radius, 2 * radius);
+    let u = pad + (xs[i] - x0) * sx, v = pad + (y1 - ys[i]) * sy;
+    if (!(u >= 0 && u < width && v >= 0 && v < height)) { u = -1e9; v = -1e9; }  // not finite
+    cx[i] = u; cy[i] = v;
+    const inside = u >= 0;
+    pixel[i] = inside ? (v | 0) * width + (u | 0) : -1;
+    const b = inside ? ((v / cellSize) | 0) * cols + ((u / cellSize) | 0) : -1;
+    bucket[i] = b;
+    if (b >= 0) start[b + 1]++;
   }
-  // labeled cells ringed; the batch's cells as black crosses
+  for (let b = 0; b < cols * rows; b++) start[b + 1] += start[b];
+  const fill = start.slice(0, cols * rows), items = new Int32Array(start[cols * rows]);
+  for (let i = 0; i < n; i++) if (bucket[i] >= 0) items[fill[bucket[i]]++] = i;
+  // a few pixels a cell while they are few, one pixel (the last drawn wins) when many
+  const side = n <= 20000 ? 3 : n <= 150000 ? 2 : 1;
+  const offsets = [];
+  for (let dy = -((side - 1) >> 1); dy <= side >> 1; dy++) {
+    for (let dx = -((side - 1) >> 1); dx <= side >> 1; dx++) offsets.push(dy * width + dx);
+  }
+  return { width, height, px, py, cx, cy, pixel, offsets: Int32Array.from(offsets),
+    grid: { cellSize, cols, rows, start, items } };
+}
+
+// the nearest cell within `radius` canvas pixels of (x, y), or -1: a look at the grid's few
+// buckets around the point, not at every cell
+function nearestCell(map, x, y, radius = 10) {
+  const { cx, cy, grid } = map.layout;
+  const { cellSize, cols, rows, start, items } = grid;
+  const c0 = Math.max(0, Math.floor((x - radius) / cellSize));
+  const c1 = Math.min(cols - 1, Math.floor((x + radius) / cellSize));
+  const r0 = Math.max(0, Math.floor((y - radius) / cellSize));
+  const r1 = Math.min(rows - 1, Math.floor((y + radius) / cellSize));
+  let best = -1, bestDistance = radius * radius;
+  for (let r = r0; r <= r1; r++) {
+    for (let c = c0; c <= c1; c++) {
+      const b = r * cols + c;
+      for (let k = start[b]; k < start[b + 1]; k++) {
+        const i = items[k], d = (cx[i] - x) ** 2 + (cy[i] - y) ** 2;
+        if (d < bestDistance) { best = i; bestDistance = d; }
+      }
+    }
+  }
+  return best;
+}
+
+// one colour per code: a category's colour (by its place in the vocabulary), or a confidence
+function colourTable(map, mode) {
+  if (mode === "confidence") {
+    const table = new Uint32Array(256).fill(NONE);
+    for (let c = 0; c < 256; c++) {
+      if (c === map.noConfidence) continue;
+      const v = Math.round(255 * (1 - Math.min(c, 254) / 254));
+      table[c] = pack(v, v, 255);
+    }
+    return table;
+  }
+  const table = new Uint32Array(map.categories.length + 1);
+  table[0] = NONE;
+  map.categories.forEach((label, k) => { table[k + 1] = packHex(colourOf(label)); });
+  return table;
+}
+
+// the cells as pixels of an ImageData, then rings around the labeled ones: kept per colour
+// mode, so selecting a cell redraws only the crosses
+function paintBase(map, mode) {
+  const { width, height, pixel, offsets, px, py } = map.layout;
+  const image = new ImageData(width, height);
+  const buffer = new Uint32Array(image.data.buffer);
+  const colours = colourTable(map, mode);
+  const codes = mode === "confidence" ? map.confidence
+    : mode === "predicted" ? map.predicted : map.label;
+  const { n, label, labeled } = map;
+  const one = offsets.length === 1;
+  const put = (i) => {
+    const p = pixel[i];
+    if (p < 0) return;
+    const colour = colours[codes[i]];
+    for (let k = 0; k < offsets.length; k++) buffer[p + offsets[k]] = colour;
+  };
+  if (one) {
+    for (let i = 0; i < n; i++) {
+      if (label[i] === 0 && pixel[i] >= 0) buffer[pixel[i]] = colours[codes[i]];
+    }
+    for (let k = 0; k < labeled.length; k++) {
+      const i = labeled[k];
+      if (pixel[i] >= 0) buffer[pixel[i]] = colours[codes[i]];
+    }
+  } else {
+    for (let i = 0; i < n; i++) if (label[i] === 0) put(i);
+    for (let k = 0; k < labeled.length; k++) put(labeled[k]);
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = width; canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  ctx.putImageData(image, 0, 0);
   ctx.strokeStyle = "#000";
   ctx.lineWidth = 0.6;
-  for (let i = 0; i < n; i++) {
-    if (cells.label[i]) {
-      ctx.beginPath(); ctx.arc(px(xs[i]), py(ys[i]), 3, 0, 2 * Math.PI); ctx.stroke();
-    }
+  ctx.beginPath();  // one path for every ring: one stroke, however many labels
+  for (let k = 0; k < labeled.length; k++) {
+    const i = labeled[k], x = px(map.x[i]), y = py(map.y[i]);
+    ctx.moveTo(x + 3, y); ctx.arc(x, y, 3, 0, 2 * Math.PI);
   }
-  const batch = shown();
+  ctx.stroke();
+  return canvas;
+}
+
+function drawMap() {
+  const canvas = document.getElementById("map");
+  const ctx = canvas.getContext("2d");
+  if (!cells) {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = "#888";
+    ctx.fillText(mapError || "Loading the map…", 20, 30);
+    return;
+  }
+  const mode = document.getElementById("colour").value;
+  const layout = cells.layout;
+  if (!layout || layout.width !== canvas.width || layout.height !== canvas.height) {
+    cells.layout = layoutMap(cells, canvas.width, canvas.height);
+    cells.base = null;
+  }
+  const { px, py } = cells.layout;
+  toCanvas = { px, py };
+  const key = mode + "\n" + (state ? state.vocabulary.join("\n") : "");
+  if (!cells.base || cells.base.key !== key) cells.base = { key, canvas: paintBase(cells, mode) };
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(cells.base.canvas, 0, 0);
+  // the batch's cells as black crosses, the selected one red
   ctx.lineWidth = 2;
-  batch.forEach((cell, j) => {
-    const i = cells.index[cell];
-    if (i === undefined) return;
+  shown().forEach((cell, j) => {
+    const i = positionOf[cell];
+    if (i === undefined || i >= cells.n) return;
     ctx.strokeStyle = j === selected ? "#d62728" : "#000";
-    const x = px(xs[i]), y = py(ys[i]);
+    const x = px(cells.x[i]), y = py(cells.y[i]);
     ctx.beginPath(); ctx.moveTo(x - 6, y); ctx.lineTo(x + 6, y); ctx.moveTo(x, y - 6);
     ctx.lineTo(x, y + 6); ctx.stroke();
   });
@@ -106,6 +281,34 @@ function drawMap() {
       item.prepend(swatch); legend.append(item);
     }
   }
+}
+
+// The map is fetched when the round changes (or a picked cell was answered), in the
+// background: the batch, the keys and the buttons keep working while it loads.
+let mapKey = null;       // the round (and local change count) of the map shown
+let mapChanges = 0;      // answers to picked cells since: their labels are on the next map
+let mapLoading = false;
+let mapError = "";
+function ensureMap() {
+  if (!state || mapLoading) return;
+  const want = `${state.round}:${mapChanges}`;
+  if (want === mapKey) return;
+  mapLoading = true;
+  const changes = mapChanges;
+  apiBytes("api/map").then((buffer) => {
+    cells = parseMap(buffer);
+    mapKey = `${cells.round}:${changes}`;
+    mapError = "";
+    drawMap();
+  }).catch((err) => {
+    mapKey = want;  // not again until the round changes: no request storm on a failure
+    mapError = "The map did not load: " + err.message;
+    setStatus(mapError, false, true);
+    if (!cells) drawMap();
+  }).finally(() => {
+    mapLoading = false;
+    ensureMap();  // the round may have moved on while this one loaded
+  });
 }
 
 function renderProgress() {
@@ -245,7 +448,7 @@ function answerSelected(kind, label) {
     try {
       const reply = await api("api/answer", { cell, kind, label });
       setMyAnswers([...myAnswers(), reply.id]);
-      if (cell === picked) { picked = null; cells = null; }  // done: redraw the map's labels
+      if (cell === picked) { picked = null; mapChanges++; }  // done: fetch the map's labels
     } catch (err) { setStatus(err.message, false, true); return; }
     await refresh();
   });
@@ -293,13 +496,11 @@ async function refresh() {
   }
   else if (!state.pending.length) setStatus("Batch done.", false);
   else setStatus(`${state.pending.length} of ${state.batch.length} cells left in this batch.`);
+  for (const [cell, position] of Object.entries(state.positions || {})) remember(cell, position);
   renderProgress();
   renderVocabulary();
   await renderBatch();
-  if (state.round !== (cells && cells.round)) {
-    cells = await api("api/embedding");
-    cells.index = Object.fromEntries(cells.cell.map((c, i) => [c, i]));
-  }
+  ensureMap();
   drawMap();
   if (state.training) setTimeout(refresh, 500);
 }
@@ -336,19 +537,21 @@ document.getElementById("export").addEventListener("click", async () => {
 });
 document.getElementById("colour").addEventListener("change", drawMap);
 // click the map to pick any cell (labeled or not) and answer or relabel it
-document.getElementById("map").addEventListener("click", (event) => {
-  if (!cells || !toCanvas) return;
+document.getElementById("map").addEventListener("click", async (event) => {
+  if (!cells || !cells.layout) return;
   const canvas = event.currentTarget;
   const rect = canvas.getBoundingClientRect();
   const x = (event.clientX - rect.left) * canvas.width / rect.width;
   const y = (event.clientY - rect.top) * canvas.height / rect.height;
-  let best = -1, bestDistance = 100;  // within 10 px
-  for (let i = 0; i < cells.x.length; i++) {
-    const d = (toCanvas.px(cells.x[i]) - x) ** 2 + (toCanvas.py(cells.y[i]) - y) ** 2;
-    if (d < bestDistance) { best = i; bestDistance = d; }
-  }
+  const best = nearestCell(cells, x, y);  // within 10 px
   if (best < 0) return;
-  picked = cells.cell[best];
+  let cell = nameAt.get(best);
+  if (cell === undefined) {
+    try { cell = (await api("api/map/cells/" + best)).cell; }
+    catch (err) { setStatus(err.message, false, true); return; }
+    remember(cell, best);
+  }
+  picked = cell;
   lastBatchKey = "";
   renderBatch().then(() => select(shown().indexOf(picked)));
 });
