@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from conftest import make_counts
 from scactive.app import open_session
-from scactive.app._server import MAP_MAGIC, NO_CONFIDENCE, create_app, map_payload
+from scactive.app._map import MAP_MAGIC, NO_CONFIDENCE, map_payload
+from scactive.app._server import create_app
 from scactive.cli import app as cli
 from serving import DEADLINE, Server, free_port
 

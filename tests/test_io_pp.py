@@ -249,3 +249,63 @@ def test_10x_folder_missing_a_file_names_what_it_needs(tmp_path, counts_adata, k
     assert "not a 10x matrix folder" in message
     for name in missing:
         assert name in message
+
+
+def test_feature_matrices_block_by_block_equal_the_whole(counts_adata, monkeypatch):
+    from scactive.pp import _features
+
+    adata = counts_adata.copy()
+    normalize(adata)
+    space = FeatureSpace(n_top_genes=50, n_pcs=5).fit(adata)
+    whole = {name: space.matrix(adata, name) for name in _features.INPUTS}
+    monkeypatch.setattr(_features, "CHUNK_CELLS", 7)  # many blocks, a short last one
+    view = adata[::2]  # a view: read block by block, never whole
+    for name, expected in whole.items():
+        np.testing.assert_allclose(space.matrix(view, name), expected[::2], atol=1e-5)
+    genes = adata[:, space.genes_].X.toarray()
+    np.testing.assert_array_equal(whole["log"], genes)
+    np.testing.assert_allclose(whole["pca"], space.embed(whole["scaled"]), atol=1e-5)
+    np.testing.assert_array_equal(whole["scaled"], space.transform(adata))
+    with pytest.raises(ValueError, match="input='genes'"):
+        space.matrix(adata, "genes")
+
+
+def test_feature_space_of_a_large_pool_is_fitted_on_a_sample(counts_adata):
+    adata = counts_adata.copy()
+    normalize(adata)
+    every = FeatureSpace(n_top_genes=50, n_pcs=5, fit_cells=None).fit(adata)
+    enough = FeatureSpace(n_top_genes=50, n_pcs=5, fit_cells=adata.n_obs).fit(adata)
+    np.testing.assert_array_equal(every.genes_, enough.genes_)
+    np.testing.assert_array_equal(every.mean_, enough.mean_)
+    assert every.n_fit_cells_ == adata.n_obs
+    sampled = FeatureSpace(n_top_genes=50, n_pcs=5, fit_cells=150).fit(adata)
+    assert sampled.n_fit_cells_ == 150
+    # the planted markers (20 per type) stand out in a sample of the cells as in all of them
+    markers = {f"G{i}" for i in range(60)}
+    found = [len(markers & set(space.genes_)) for space in (every, sampled)]
+    assert found[1] >= found[0] - 3, found
+    assert sampled.matrix(adata, "pca").shape == (adata.n_obs, 5)
+    with pytest.raises(InputError, match="fit_cells"):
+        FeatureSpace(fit_cells=1)
+
+
+def test_sparse_counts_and_subset_equal_scipy(monkeypatch):
+    from scactive.pp import _sparse, detected_per_cell, detected_per_gene, subset_csr
+
+    monkeypatch.setattr(_sparse, "BLOCK_ROWS", 4)  # many blocks and a short last one
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.4, size=(23, 17)).astype(np.float32)
+    dense[5] = 0  # an empty row
+    X = sp.csr_matrix(dense)
+    X.data[0] = 0.0  # a stored zero is not detected
+    dense = X.toarray()
+    genes = rng.random(17) < 0.6
+    rows = rng.random(23) < 0.7
+    np.testing.assert_array_equal(detected_per_cell(X), (dense > 0).sum(1))
+    np.testing.assert_array_equal(detected_per_cell(X, genes), (dense[:, genes] > 0).sum(1))
+    np.testing.assert_array_equal(detected_per_cell(dense, genes), (dense[:, genes] > 0).sum(1))
+    np.testing.assert_array_equal(detected_per_gene(X), (dense > 0).sum(0))
+    cut = subset_csr(X, rows, genes)
+    np.testing.assert_array_equal(cut.toarray(), dense[rows][:, genes])
+    assert cut.nnz == X[rows][:, genes].nnz and cut.dtype == np.float32
+    np.testing.assert_array_equal(X.toarray(), dense)  # the input is left as it is

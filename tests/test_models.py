@@ -169,3 +169,72 @@ def test_networks_trained_in_threads_give_the_numbers_they_give_alone():
         for (p, s), (q, t) in zip(alone, together, strict=True):
             np.testing.assert_array_equal(p, q)
             np.testing.assert_array_equal(s, t)
+
+
+def test_a_preset_given_its_own_input_reads_it_as_it_is(tmp_path):
+    features, adata = _space()
+    y = np.array(["a", "b"])[np.arange(adata.n_obs) % 2]
+    pca = features.matrix(adata, "pca")
+    learner = make_learner("mlp2", features, rng=0, given="pca", min_steps=20)
+    assert isinstance(learner, MLPClassifier) and learner.projection is None
+    learner.fit(pca, y)
+    assert learner.n_features_in_ == pca.shape[1]
+    model = TrainedModel(learner, features, "test", "pca")
+    np.testing.assert_allclose(model.predict_proba(adata).to_numpy(), learner.predict_proba(pca))
+    loaded = load_model(save_model(model, tmp_path / "m.joblib"))
+    assert loaded.input == "pca"
+    np.testing.assert_allclose(loaded.predict_proba(adata), model.predict_proba(adata), rtol=1e-5)
+    with pytest.raises(ValueError, match="reads the 'pca' matrix"):
+        make_learner("mlp2", features, given="log")
+
+
+def test_shared_input_is_the_one_input_or_the_scaled_genes():
+    from scactive.models import learner_input, shared_input
+
+    assert learner_input("mlp2") == "pca" and learner_input("logreg") == "scaled"
+    assert shared_input("mlp2", "logreg-pca") == "pca"
+    assert shared_input("mlp2", "logreg") == "scaled"
+    assert learner_input(MLPClassifier()) == "scaled"
+
+
+def test_training_work_is_bounded_however_many_cells_are_labeled():
+    learner = make_learner("mlp2", _space()[0], rng=0)
+    assert learner._schedule(20) == (20, 300)  # few labels: the floor of steps
+    assert learner._schedule(1920) == (128, 300)  # 20 epochs up to here
+    assert learner._schedule(100_000) == (128, 300)  # then fewer epochs, the same work
+
+
+def test_mc_draws_of_a_cell_do_not_depend_on_the_other_cells(monkeypatch):
+    from scactive.models import _classifier
+
+    X, y = blobs()
+    model = MLPClassifier(hidden=(16, 16), min_steps=30, random_state=0).fit(X, y)
+    together = model.sample_proba(X, 4, rng=3)
+    monkeypatch.setattr(_classifier, "_PREDICT_CHUNK", 7)
+    np.testing.assert_allclose(model.sample_proba(X[40:], 4, rng=3), together[:, 40:], atol=1e-6)
+    # one mask per draw: each draw is one sub-network, the same units dropped in every cell
+    net, generator = model.network_, torch.Generator().manual_seed(0)
+    masks = net.draw_masks(generator)
+    h = net.first_activation(torch.from_numpy(X))
+    dropped = (masks[0] == 0).nonzero().ravel()
+    with torch.no_grad():
+        zeroed = net.first_activation(torch.from_numpy(X)).clone()
+        zeroed[:, dropped] = 0
+        np.testing.assert_allclose(
+            net.from_first(h, masks).numpy(),
+            net.from_first(zeroed, masks).numpy(),
+            atol=1e-6,
+        )
+
+
+def test_dropout_keeps_the_mean_and_drops_the_rate():
+    from scactive.models._network import Dropout
+
+    layer = Dropout(0.3).train()
+    torch.manual_seed(0)
+    out = layer(torch.ones(200_000))
+    assert abs((out == 0).float().mean().item() - 0.3) < 0.01
+    assert abs(out.mean().item() - 1.0) < 0.01
+    assert torch.equal(layer.eval()(torch.ones(5)), torch.ones(5))
+    with pytest.raises(ValueError, match="dropout rate"):
+        Dropout(1.0)

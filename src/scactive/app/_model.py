@@ -124,7 +124,9 @@ class SessionModel:
         report("cross-validation", 0.6)
         cv, folds = self._engine.estimate_accuracy(
             snap.state,
-            lambda seed: make_learner(self.cv_model, self._data.features, rng=seed),
+            lambda seed: make_learner(
+                self.cv_model, self._data.features, rng=seed, given=self._data.input
+            ),
             learner_seed,
         )
         strategies = Counter(
@@ -183,7 +185,7 @@ class SessionModel:
         learner, _ = self.current()
         if learner is None:
             return None
-        return TrainedModel(learner, self._data.features, package_version())
+        return TrainedModel(learner, self._data.features, package_version(), self._data.input)
 
 
 def round_summary(row: dict) -> dict:

@@ -11,7 +11,7 @@ import anndata as ad
 
 from .._errors import InputError, unknown_name
 from ..io import select_matrix
-from ..models import DEFAULT_MODEL, PRESETS
+from ..models import DEFAULT_MODEL, PRESETS, shared_input
 from ._labels import check_markers, seed_labels
 from ._prepare import (
     check_same_data,
@@ -108,7 +108,7 @@ def open_session(
             seed = int(meta["seed"])
         seed = 0 if seed is None else int(seed)
         model = model or meta.get("model") or DEFAULT_MODEL
-        prepared = prepare_cells(data, seed)
+        prepared = prepare_cells(data, seed, shared_input(model, cv_model or model))
         umap = store.embedding("umap")
         if umap is None:
             umap = input_umap(adata) if use_input_umap else None

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from .._errors import InputError
 from ..io import data_checksum
-from ..pp import FeatureSpace, normalize, remove_genes
+from ..pp import FeatureSpace, genes_to_remove, normalize
 
 #: Highly variable genes used as features.
 N_TOP_GENES = 2000
@@ -27,21 +27,24 @@ class PreparedCells:
 
     log: ad.AnnData  # the chosen matrix, log-normalised, every gene
     features: FeatureSpace
-    X: np.ndarray
+    X: np.ndarray  # what the learners read: features.matrix(log, input)
     pca: np.ndarray
+    input: str = "scaled"
 
 
-def prepare_cells(data: ad.AnnData, seed: int) -> PreparedCells:
-    """Normalise (if counts), fit features on every cell without mito/ribo/hemoglobin genes."""
+def prepare_cells(data: ad.AnnData, seed: int, input: str = "scaled") -> PreparedCells:
+    """Normalise (if counts), fit features on every cell without mito/ribo/hemoglobin genes,
+    and build the matrix learners of declared ``input`` read (the PCA is all that the
+    default learner needs: a million cells' scaled genes would take 8 GB)."""
     data.X = data.X.copy()  # select_matrix may share the input's arrays
     normalize(data)
     data.X = sp.csr_matrix(data.X, dtype=np.float32)
-    probe = ad.AnnData(sp.csr_matrix((1, data.n_vars), dtype=np.float32), var=data.var.copy())
-    remove_genes(probe)  # decides on names only: no copy of the matrix
+    drop, _ = genes_to_remove(data)  # decided on the names: no copy of the matrix
     features = FeatureSpace(n_top_genes=N_TOP_GENES, random_state=seed)
-    features.fit(data[:, probe.var_names])
-    X = features.transform(data)
-    return PreparedCells(data, features, X, features.embed(X))
+    features.fit(data[:, ~drop])
+    pca = features.matrix(data, "pca")
+    X = pca if input == "pca" else features.matrix(data, input)
+    return PreparedCells(data, features, X, pca, input)
 
 
 def input_umap(adata: ad.AnnData) -> np.ndarray | None:

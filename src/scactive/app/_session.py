@@ -85,7 +85,9 @@ class Session:
         self._oracle = StoreOracle(store.active_answers, self.cells)
         self._engine = Engine(
             prepared.X,
-            lambda seed: make_learner(self._model.model, prepared.features, rng=seed),
+            lambda seed: make_learner(
+                self._model.model, prepared.features, rng=seed, given=prepared.input
+            ),
             embedding=prepared.pca,
             cold_start=ColdStart(),
         )

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from .._checks import is_whole
 from .._errors import InputError
 from ..io import data_checksum, labels_from, select_matrix
-from ..pp import FeatureSpace, filter_cells, normalize, remove_genes
+from ..pp import FeatureSpace, filter_cells, genes_to_remove, normalize, subset_csr
 
 logger = logging.getLogger("scactive")
 
@@ -127,14 +127,15 @@ def prepare(
     checksum = data_checksum(data.X, data.obs_names, data.var_names, labels.to_numpy())
     reasons = pd.Series("", index=data.obs_names, dtype=object)
     reasons[labels.isna().to_numpy()] = "missing or unknown label"
-    if options.remove_mito or options.remove_ribo or options.remove_hemoglobin:
-        remove_genes(
-            data,
-            mito=options.remove_mito,
-            ribo=options.remove_ribo,
-            hemoglobin=options.remove_hemoglobin,
-        )
-    passed = filter_cells(data, min_genes=options.min_genes)
+    # genes and cells are chosen first and cut in one copy (data shares the input's arrays)
+    drop, removed = genes_to_remove(
+        data,
+        mito=options.remove_mito,
+        ribo=options.remove_ribo,
+        hemoglobin=options.remove_hemoglobin,
+    )
+    genes = ~drop
+    passed = filter_cells(data, min_genes=options.min_genes, genes=genes)
     reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
     keep = (reasons == "").to_numpy()
     counts = labels[keep].value_counts()
@@ -169,7 +170,10 @@ def prepare(
             len(keep),
             "; ".join(f"{reason}: {n}" for reason, n in counts.items()),
         )
-    data = data[keep].copy()
+    data = ad.AnnData(
+        subset_csr(data.X, keep, genes), obs=data.obs[keep].copy(), var=data.var[genes].copy()
+    )
+    data.uns["scactive_removed_genes"] = removed
     normalize(data)
     return PreparedData(data, kept_labels, left_out, checksum)
 
@@ -245,18 +249,37 @@ class SeedData:
             random_state=self.seed,
         ).fit(self.prepared.adata[self.pool])
 
-    @cached_property
+    def pool_matrix(self, input: str = "scaled") -> np.ndarray:
+        """The pool's matrix a learner of declared ``input`` reads (built once per input)."""
+        return self._matrices(input)[0]
+
+    def val_matrix(self, input: str = "scaled") -> np.ndarray:
+        """The validation cells' matrix for a learner of declared ``input``."""
+        return self._matrices(input)[1]
+
+    def _matrices(self, input: str) -> tuple[np.ndarray, np.ndarray]:
+        cache = self.__dict__.setdefault("_matrix_cache", {})
+        if input not in cache:
+            adata = self.prepared.adata
+            cache[input] = (
+                self.features.matrix(adata[self.pool], input),
+                self.features.matrix(adata[self.val], input),
+            )
+        return cache[input]
+
+    @property
     def X_pool(self) -> np.ndarray:
-        return self.features.transform(self.prepared.adata[self.pool])
+        """The pool's scaled feature genes (cells x genes)."""
+        return self.pool_matrix("scaled")
 
-    @cached_property
+    @property
     def X_val(self) -> np.ndarray:
-        return self.features.transform(self.prepared.adata[self.val])
+        return self.val_matrix("scaled")
 
-    @cached_property
+    @property
     def embedding(self) -> np.ndarray:
         """The pool PCA, for clustering strategies and plots."""
-        return self.features.embed(self.X_pool)
+        return self.pool_matrix("pca")
 
     @property
     def y_pool(self) -> np.ndarray:
@@ -275,7 +298,7 @@ class SeedData:
         role[self.pool[self.initial]] = "initial"
         pcs = np.full((len(names), 2), np.nan, dtype=np.float32)
         pcs[self.pool] = self.embedding[:, :2]
-        pcs[self.val] = self.features.embed(self.X_val)[:, :2]
+        pcs[self.val] = self.val_matrix("pca")[:, :2]
         kept = pd.DataFrame(
             {
                 "cell": names,

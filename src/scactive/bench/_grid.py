@@ -12,7 +12,7 @@ from .._errors import InputError, unknown_name
 from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
-from ..models import get_preset, make_learner
+from ..models import get_preset, learner_input, make_learner
 from ..strategies import PAPER_STRATEGIES, get_strategy, strategy_names, strategy_tags
 from ._data import DataOptions, SeedData
 
@@ -109,7 +109,9 @@ def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell
     def new_learner(round_: int):
         # Round 0 is seeded by model and seed only, so every strategy starts from one model.
         rng = np.random.default_rng(name_seed(seed_data.seed, model)) if round_ == 0 else cell_rng
-        return make_learner(model, seed_data.features, rng=rng, **overrides)
+        return make_learner(
+            model, seed_data.features, rng=rng, given=learner_input(model), **overrides
+        )
 
     return new_learner
 
@@ -118,10 +120,11 @@ def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, *, on_ro
     """Run one grid cell; returns its results and picks as tables."""
     rng = np.random.default_rng(name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
     strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
+    reads = learner_input(cell.model)
     result = active_learning(
-        seed_data.X_pool,
+        seed_data.pool_matrix(reads),
         SimulatedOracle(seed_data.y_pool),
-        X_val=seed_data.X_val,
+        X_val=seed_data.val_matrix(reads),
         y_val=seed_data.y_val,
         new_learner=_learner_factory(cell.model, seed_data, options, rng),
         strategy=strategy,
@@ -166,18 +169,20 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
     import time
 
     overrides = _overrides(model, options)
+    reads = learner_input(model)
     learner = make_learner(
         model,
         seed_data.features,
         rng=np.random.default_rng(name_seed(seed_data.seed, model, "ceiling")),
+        given=reads,
         **overrides,
     )
     start = time.perf_counter()
-    learner.fit(seed_data.X_pool, seed_data.y_pool)
+    learner.fit(seed_data.pool_matrix(reads), seed_data.y_pool)
     seconds = time.perf_counter() - start
     metrics = evaluate(
         seed_data.y_val,
-        learner.predict_proba(seed_data.X_val),
+        learner.predict_proba(seed_data.val_matrix(reads)),
         learner.classes_,
         all_classes=seed_data.prepared.classes,
     )

@@ -26,10 +26,11 @@ _PREDICT_CHUNK = 8192
 torch.set_flush_denormal(True)
 
 
-#: Held while torch's global generator is seeded and drawn from (initial weights, dropout):
-#: it is shared by every thread of the process, so two networks training in two threads (a
-#: comparison's units, a session's training beside a query) would each draw the other's
-#: numbers, and their results would depend on timing.
+#: Held while torch's global generator is seeded and drawn from (initial weights, training
+#: dropout): it is shared by every thread of the process, so two networks training in two
+#: threads (a comparison's units, a session's training beside a query) would each draw the
+#: other's numbers, and their results would depend on timing. MC-dropout draws use a
+#: generator of their own.
 GLOBAL_RNG = threading.RLock()
 
 
@@ -40,7 +41,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     number of epochs gives only a few dozen steps on a small labeled set, too few to fit; the
     floor of steps makes the learner strong from 20 labels on. When that exceeds ``max_steps``
     (large labeled sets), the mini-batches grow instead so that the epochs stay the same and the
-    steps stay near ``max_steps``: rounds stay fast at 30,000 labeled cells.
+    steps stay near ``max_steps``, up to ``max_batch_size`` cells per batch; past that the
+    epochs drop, so that a fit's work is bounded (the presets: 300 steps of at most 128 cells,
+    well under a second on one core however many cells are labeled).
 
     Parameters
     ----------
@@ -64,6 +67,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     min_steps, max_steps
         Floor on the number of optimiser steps, and the number above which mini-batches grow
         instead (``None``: never).
+    max_batch_size
+        Largest mini-batch the growth may reach; beyond it, training stops at ``max_steps``
+        steps of this size (fewer epochs): a fit never passes more than
+        ``max_steps * max_batch_size`` cells through the network (``None``: no bound).
     class_weight
         ``None``, ``"balanced"`` (weights inverse to class frequency in the labeled set) or a
         dict mapping each class to its weight in the loss (a class left out weighs 1).
@@ -102,6 +109,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 64,
         min_steps: int = 300,
         max_steps: int | None = None,
+        max_batch_size: int | None = None,
         class_weight: str | None = "balanced",
         warm_start: bool = False,
         projection: np.ndarray | None = None,
@@ -118,6 +126,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.min_steps = min_steps
         self.max_steps = max_steps
+        self.max_batch_size = max_batch_size
         self.class_weight = class_weight
         self.warm_start = warm_start
         self.projection = projection
@@ -155,7 +164,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         net = self.network_
         trainable = [p for p in net.parameters() if p.requires_grad]
         if self.optimizer == "adam":
-            opt = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=self.weight_decay)
+            # fused: one kernel for all parameters (the step costs 0.26 ms, not 0.45)
+            opt = torch.optim.AdamW(
+                trainable, lr=self.lr, weight_decay=self.weight_decay, fused=True
+            )
         elif self.optimizer == "sgd":
             opt = torch.optim.SGD(trainable, lr=self.lr, weight_decay=self.weight_decay)
         else:
@@ -205,6 +217,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.max_steps is not None and n_steps > self.max_steps:
             # keep the epochs, take larger mini-batches: each step costs little more
             batch = min(n, math.ceil(n * self.epochs / self.max_steps))
+            if self.max_batch_size is not None and batch > self.max_batch_size:
+                return self.max_batch_size, self.max_steps  # fewer epochs, bounded work
             n_steps = max(self.epochs * math.ceil(n / batch), self.min_steps)
         return batch, n_steps
 
@@ -227,35 +241,27 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     ) -> np.ndarray:
         """MC-dropout probabilities, shape ``(n_draws, n_cells, n_classes)``.
 
-        Only the dropout layers are active; LayerNorm and everything else behave as at
-        inference. The first hidden layer, which has no dropout before it, is computed once.
+        Each draw drops one set of hidden units for every cell: a sub-network, as a member of
+        a committee, and its mask is drawn once rather than once per cell (drawing the masks
+        of 22,000 cells cost more than the network itself). LayerNorm and everything else
+        behave as at inference; the first hidden layer, which has no dropout before it, is
+        computed once. The draws depend on ``rng`` only (a generator of their own).
         """
         hold_threads()
         X = self._check_query(X)
         net = self.network_
         net.eval()
-        for module in net.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.train()
-        with GLOBAL_RNG:
-            return self._sample(net, X, n_draws, rng)
-
-    def _sample(self, net, X: np.ndarray, n_draws: int, rng) -> np.ndarray:
-        torch_state = torch.random.get_rng_state()
-        torch.manual_seed(derive_seed(rng if rng is not None else self.random_state))
-        try:
-            out = np.empty((n_draws, len(X), len(self.classes_)), dtype=np.float32)
-            start = 0
-            for chunk in _chunks(X):
-                h = net.first_activation(torch.from_numpy(chunk))
-                for draw in range(n_draws):
-                    out[draw, start : start + len(chunk)] = torch.softmax(
-                        net.from_first(h), dim=1
-                    ).numpy()
-                start += len(chunk)
-        finally:
-            torch.random.set_rng_state(torch_state)
-            net.eval()
+        seed = derive_seed(rng if rng is not None else self.random_state)
+        generator = torch.Generator().manual_seed(seed)
+        masks = [net.draw_masks(generator) for _ in range(n_draws)]
+        out = np.empty((n_draws, len(X), len(self.classes_)), dtype=np.float32)
+        start = 0
+        for chunk in _chunks(X):
+            h = net.first_activation(torch.from_numpy(chunk))
+            for draw, mask in enumerate(masks):
+                logits = net.from_first(h, mask)
+                out[draw, start : start + len(chunk)] = torch.softmax(logits, dim=1).numpy()
+            start += len(chunk)
         return out
 
     def _check_query(self, X: np.ndarray) -> np.ndarray:

@@ -7,6 +7,26 @@ import torch
 from torch import nn
 
 
+class Dropout(nn.Module):
+    """Inverted dropout with its mask drawn by ``torch.rand``: the distribution of
+    :class:`torch.nn.Dropout`, at half its cost on CPU, where ``bernoulli_`` is slow (0.37 vs
+    0.18 ms for 147 x 256 values on one thread; ``docs/benchmarks.md``)."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout rate {p}; expected 0 <= p < 1")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MLP(nn.Module):
     """Fully connected network: ``Linear -> [LayerNorm] -> ReLU -> Dropout`` per hidden layer.
 
@@ -49,7 +69,7 @@ class MLP(nn.Module):
             layers: list[nn.Module] = [nn.Linear(n_in, n_out)]
             if layer_norm:
                 layers.append(nn.LayerNorm(n_out))
-            layers += [nn.ReLU(), nn.Dropout(dropout)]
+            layers += [nn.ReLU(), Dropout(dropout)]
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Linear(dims[-1], n_classes)
@@ -65,9 +85,24 @@ class MLP(nn.Module):
         """The first hidden layer before its dropout: the same in every MC-dropout draw."""
         return self.blocks[0][:-1](self.project(x))
 
-    def from_first(self, h: torch.Tensor) -> torch.Tensor:
-        """Logits from the output of :meth:`first_activation` (dropout applied when active)."""
-        h = self.blocks[0][-1](h)
-        for block in self.blocks[1:]:
-            h = block(h)
+    def from_first(self, h: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits from the output of :meth:`first_activation`.
+
+        ``masks`` (one per hidden layer, from :meth:`draw_masks`) is one MC-dropout draw: the
+        same units dropped for every cell. Without it, the dropout layers act as their mode
+        says (a new mask per cell in training, none in evaluation).
+        """
+        for i, block in enumerate(self.blocks):
+            if i:
+                h = block[:-1](h)
+            h = block[-1](h) if masks is None else h * masks[i]
         return self.head(h)
+
+    def draw_masks(self, generator: torch.Generator) -> list[torch.Tensor]:
+        """One dropout mask per hidden layer, scaled by ``1 / (1 - p)``: a sub-network."""
+        masks = []
+        for block in self.blocks:
+            p, width = block[-1].p, block[0].out_features
+            keep = torch.rand(width, generator=generator) >= p
+            masks.append(keep.to(torch.float32) / (1.0 - p))
+        return masks

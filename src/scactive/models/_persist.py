@@ -19,11 +19,13 @@ from ..pp import FeatureSpace
 
 @dataclass
 class TrainedModel:
-    """A fitted learner and the feature space its inputs come from."""
+    """A fitted learner, the feature space its inputs come from, and which of its matrices
+    the learner reads (``input``, see :meth:`~scactive.pp.FeatureSpace.matrix`)."""
 
     learner: Any
     features: FeatureSpace
     version: str = ""
+    input: str = "scaled"
 
     @property
     def genes(self) -> np.ndarray:
@@ -35,7 +37,7 @@ class TrainedModel:
 
     def predict_proba(self, adata: ad.AnnData) -> pd.DataFrame:
         """Class probabilities for log-normalised cells (cells x classes)."""
-        proba = self.learner.predict_proba(self.features.transform(adata))
+        proba = self.learner.predict_proba(self.features.matrix(adata, self.input))
         return pd.DataFrame(proba, index=adata.obs_names, columns=self.classes)
 
     def predict(self, adata: ad.AnnData) -> pd.Series:
@@ -45,7 +47,12 @@ class TrainedModel:
 
 def save_model(model: TrainedModel, path: str | Path) -> Path:
     """Write ``model`` to ``path`` (through a temporary file, so a crash leaves no half file)."""
-    content = {"learner": model.learner, "features": model.features, "version": package_version()}
+    content = {
+        "learner": model.learner,
+        "features": model.features,
+        "version": package_version(),
+        "input": model.input,
+    }
     return atomic_write(path, lambda tmp: joblib.dump(content, tmp))
 
 
@@ -56,6 +63,11 @@ def load_model(path: str | Path) -> TrainedModel:
         raise InputError(f"Model file not found: '{path}'.")
     try:
         payload = joblib.load(path)
-        return TrainedModel(payload["learner"], payload["features"], payload.get("version", ""))
+        return TrainedModel(
+            payload["learner"],
+            payload["features"],
+            payload.get("version", ""),
+            payload.get("input", "scaled"),  # files written before the field: scaled genes
+        )
     except (OSError, EOFError, KeyError, TypeError, ValueError) as err:
         raise InputError(f"'{path}' is not a scactive model file ({err}).") from err

@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
         "._features": ("FeatureSpace",),
-        "._qc": ("filter_cells", "gene_symbols", "normalize", "remove_genes"),
+        "._qc": ("filter_cells", "gene_symbols", "genes_to_remove", "normalize", "remove_genes"),
+        "._sparse": ("detected_per_cell", "detected_per_gene", "subset_csr"),
     },
 )

@@ -13,13 +13,25 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
 from .._errors import InputError
+from ._sparse import detected_per_gene
 
 logger = logging.getLogger("scactive")
+
+
+#: The matrices a learner may read (see :meth:`FeatureSpace.matrix`).
+INPUTS = ("scaled", "log", "pca")
+
+#: Cells per block when a matrix is built block by block.
+CHUNK_CELLS = 20_000
 
 
 @dataclass
 class FeatureSpace:
     """Gene filter, highly variable genes, scaling and PCA, fitted on the pool cells.
+
+    The matrix is read in blocks of rows and stays sparse: only the cells the fit samples
+    (``fit_cells``) and one block at a time are ever dense, so a pool of a million cells fits
+    in a few GB.
 
     Parameters
     ----------
@@ -32,6 +44,10 @@ class FeatureSpace:
         ``max_value``). The MLP trains faster and better on scaled inputs.
     n_pcs
         Components of the PCA used by clustering strategies and plots.
+    fit_cells
+        The HVG selection, the scaling and the PCA are fitted on at most this many pool
+        cells, drawn at random (seeded by ``random_state``): pools up to this size use every
+        cell; larger ones a sample, as Seurat's sketching does. ``None``: every cell.
 
     Attributes
     ----------
@@ -41,6 +57,8 @@ class FeatureSpace:
         Per-feature mean and standard deviation on the pool (before clipping).
     pca_
         The fitted :class:`sklearn.decomposition.PCA`.
+    n_fit_cells_
+        Pool cells the scaling and PCA were fitted on.
     """
 
     n_top_genes: int = 2000
@@ -49,6 +67,7 @@ class FeatureSpace:
     max_value: float = 10.0
     n_pcs: int = 50
     random_state: int = 0
+    fit_cells: int | None = 50_000
     genes_: np.ndarray = field(init=False, repr=False)
     mean_: np.ndarray = field(init=False, repr=False)
     std_: np.ndarray = field(init=False, repr=False)
@@ -61,31 +80,44 @@ class FeatureSpace:
                 f"min_cells={self.min_cells}: need at least one gene and one component, and "
                 "min_cells >= 0."
             )
+        if self.fit_cells is not None and self.fit_cells < 2:
+            raise InputError(f"fit_cells={self.fit_cells}; expected at least 2 (or None).")
 
     def fit(self, pool: ad.AnnData) -> FeatureSpace:
         """Choose genes on the log-normalised ``pool`` and fit scaling and PCA on it."""
-        detected = np.asarray((pool.X > 0).sum(axis=0)).ravel()
+        detected = np.zeros(pool.n_vars, dtype=np.int64)
+        for _, block in _row_blocks(pool):
+            detected += detected_per_gene(block)
         keep = detected >= min(self.min_cells, max(pool.n_obs // 2, 1))
         candidates = pool.var_names[keep]
+        sample = pool
+        if self.fit_cells is not None and pool.n_obs > self.fit_cells:
+            rng = np.random.default_rng(self.random_state)
+            rows = np.sort(rng.choice(pool.n_obs, self.fit_cells, replace=False))
+            sample = pool[rows]
+        self.n_fit_cells_ = sample.n_obs
+        X = sample[:, candidates].X  # a new matrix: the HVG selection leaves it as it is
         if len(candidates) <= self.n_top_genes:
-            genes = candidates
+            genes, columns = candidates, np.arange(len(candidates))
         else:
-            sub = ad.AnnData(pool[:, candidates].X.copy(), var=pool.var.loc[candidates, []])
+            sub = ad.AnnData(X, var=pool.var.loc[candidates, []])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 hvg = sc.pp.highly_variable_genes(
                     sub, flavor="seurat", n_top_genes=self.n_top_genes, inplace=False
                 )
-            hvg.index = candidates
-            genes = hvg.index[hvg["highly_variable"].to_numpy()]
+            columns = np.flatnonzero(hvg["highly_variable"].to_numpy())
+            genes = candidates[columns]
         self.genes_ = np.asarray(genes, dtype=object)
         logger.info(
-            "features: %d genes (of %d detected in >= %d cells)",
+            "features: %d genes (of %d detected in >= %d cells), fitted on %d cells",
             len(self.genes_),
             len(candidates),
             self.min_cells,
+            self.n_fit_cells_,
         )
-        raw = _dense(pool[:, self.genes_].X)
+        raw = _dense(X[:, columns])
+        del X
         self.mean_ = raw.mean(axis=0)
         std = raw.std(axis=0)
         self.std_ = np.where(std > 0, std, 1.0).astype(np.float32)
@@ -98,11 +130,31 @@ class FeatureSpace:
 
     def transform(self, adata: ad.AnnData) -> np.ndarray:
         """The feature matrix (cells x genes, float32) of any cells with the pool's genes."""
+        return self.matrix(adata, "scaled")
+
+    def matrix(self, adata: ad.AnnData, input: str = "scaled") -> np.ndarray:
+        """What a learner of declared ``input`` reads, for any cells with the pool's genes.
+
+        ``"scaled"``: the feature genes as :meth:`transform` gives them; ``"log"``: their
+        log-normalised values; ``"pca"``: the pool's PCA (cells x components). Built block by
+        block: the PCA of a million cells never holds their genes dense.
+        """
+        if input not in INPUTS:
+            raise ValueError(f"input={input!r}; expected one of {', '.join(INPUTS)}")
         missing = np.setdiff1d(self.genes_, adata.var_names)
         if len(missing):
             raise ValueError(f"{len(missing)} feature genes are missing, e.g. {missing[:3]}")
-        X = _dense(adata[:, self.genes_].X)
-        return self._scaled(X) if self.scale else X
+        columns = adata.var_names.get_indexer(self.genes_)
+        width = self.pca_.n_components_ if input == "pca" else len(self.genes_)
+        out = np.empty((adata.n_obs, width), dtype=np.float32)
+        for rows, block in _row_blocks(adata):
+            X = _dense(block[:, columns])
+            if input == "log":
+                out[rows] = X
+                continue
+            features = self._scaled(X) if self.scale else X  # as transform gives them
+            out[rows] = self.embed(features) if input == "pca" else features
+        return out
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         """PCA coordinates of a feature matrix returned by :meth:`transform`."""
@@ -127,3 +179,12 @@ class FeatureSpace:
 
 def _dense(X) -> np.ndarray:
     return np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float32)
+
+
+def _row_blocks(adata: ad.AnnData, size: int = CHUNK_CELLS):
+    """``(rows, X)`` for consecutive blocks of ``size`` cells: a view (or a backed file)
+    gives one block at a time, never its whole matrix."""
+    for start in range(0, adata.n_obs, size):
+        rows = slice(start, min(start + size, adata.n_obs))
+        X = adata[rows].X
+        yield rows, (X if sp.issparse(X) else np.asarray(X))

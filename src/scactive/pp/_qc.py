@@ -13,6 +13,7 @@ import scanpy as sc
 
 from .._errors import InputError
 from ..io import looks_like_counts
+from ._sparse import detected_per_cell
 
 logger = logging.getLogger("scactive")
 
@@ -55,6 +56,17 @@ def remove_genes(
     input is left as it is and the filtered copy is returned.
     """
     adata = adata.copy() if copy else adata
+    drop, removed = genes_to_remove(adata, mito=mito, ribo=ribo, hemoglobin=hemoglobin)
+    adata._inplace_subset_var(~drop)
+    adata.uns["scactive_removed_genes"] = removed
+    return adata if copy else None
+
+
+def genes_to_remove(
+    adata: ad.AnnData, *, mito: bool = True, ribo: bool = True, hemoglobin: bool = True
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The mask of the genes :func:`remove_genes` drops and their counts per group; decided
+    on the names only, the matrix is not read."""
     symbols = gene_symbols(adata)
     drop = np.zeros(adata.n_vars, dtype=bool)
     removed = {}
@@ -69,26 +81,30 @@ def remove_genes(
             drop |= hits
     if drop.all():
         raise InputError("Removing mitochondrial, ribosomal and hemoglobin genes left no genes.")
-    adata._inplace_subset_var(~drop)
-    adata.uns["scactive_removed_genes"] = removed
     logger.info("removed genes: %s", removed)
-    return adata if copy else None
+    return drop, removed
 
 
 def filter_cells(
-    adata: ad.AnnData, *, min_genes: int = 500, warn_fraction: float = 0.2
+    adata: ad.AnnData,
+    *,
+    min_genes: int = 500,
+    warn_fraction: float = 0.2,
+    genes: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mask of cells with at least ``min_genes`` detected genes; warns when many fail.
+    """Mask of cells with at least ``min_genes`` detected genes (among the ``genes`` mask, if
+    given); warns when many fail.
 
     Raises when no cell passes, with the number of genes the median cell has.
     """
-    detected = np.asarray((adata.X > 0).sum(axis=1)).ravel()
+    detected = detected_per_cell(adata.X, genes)
+    n_genes = adata.n_vars if genes is None else int(genes.sum())
     keep = detected >= min_genes
     n_removed = int((~keep).sum())
     if not keep.any():
         raise InputError(
             f"No cell has at least min_genes={min_genes} detected genes (the median cell has "
-            f"{int(np.median(detected))} of {adata.n_vars}). Lower it with --min-genes, e.g. "
+            f"{int(np.median(detected))} of {n_genes}). Lower it with --min-genes, e.g. "
             "--min-genes 0 for data already cut to a gene subset."
         )
     if n_removed > warn_fraction * adata.n_obs:
