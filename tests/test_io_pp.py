@@ -309,3 +309,18 @@ def test_sparse_counts_and_subset_equal_scipy(monkeypatch):
     np.testing.assert_array_equal(cut.toarray(), dense[rows][:, genes])
     assert cut.nnz == X[rows][:, genes].nnz and cut.dtype == np.float32
     np.testing.assert_array_equal(X.toarray(), dense)  # the input is left as it is
+
+
+def test_generated_data_by_name():
+    from scactive import datasets
+
+    adata = io.read("synthetic:300x500")
+    assert adata.shape == (300, 500) and "cell_type" in adata.obs
+    again = io.read("synthetic:300x500")
+    assert (adata.X != again.X).nnz == 0  # the same data on every read (workers rely on it)
+    assert io.read("synthetic:120").n_obs == 120
+    assert datasets.is_named("synthetic:5") and datasets.is_named("pbmc68k_reduced")
+    assert not datasets.is_named("synthetic:0") and not datasets.is_named("synthetic:5x")
+    assert io.file_checksum("synthetic:300x500") != io.file_checksum("synthetic:300x501")
+    with pytest.raises(InputError, match="synthetic:CELLSxGENES"):
+        io.read("synthetic:0")

@@ -113,3 +113,26 @@ def test_wkmc_picks_among_most_uncertain(fitted):
     shortlist = set(candidates[np.argsort(-entropy)[: 5 * 4]])
     picks = get_strategy("wkmc")(learner, X, labeled=labeled, batch_size=4, rng=0)
     assert set(picks) <= shortlist
+
+
+@pytest.mark.parametrize("name", ["qbc", "bald", "diversity", "cold-start"])
+def test_costly_strategies_choose_among_a_sample_of_a_large_pool(name, fitted):
+    learner, X, labeled = fitted
+    embedding = X[:, :5].copy()
+    unlabeled = np.flatnonzero(~labeled)
+    kwargs = dict(batch_size=6, embedding=embedding)
+    full = get_strategy(name, max_candidates=None)
+    # a pool within the limit is not sampled: the picks it always gave
+    roomy = get_strategy(name, max_candidates=len(unlabeled))
+    np.testing.assert_array_equal(
+        roomy(learner, X, labeled=labeled, rng=3, **kwargs),
+        full(learner, X, labeled=labeled, rng=3, **kwargs),
+    )
+    # above it: the full strategy run on a random sample of the unlabeled cells
+    picks = get_strategy(name, max_candidates=40)(learner, X, labeled=labeled, rng=3, **kwargs)
+    rng = np.random.default_rng(3)
+    sample = np.sort(rng.choice(unlabeled, 40, replace=False))
+    outside = ~np.isin(np.arange(len(X)), sample)
+    expected = full(learner, X, labeled=outside, rng=rng, **kwargs)
+    np.testing.assert_array_equal(picks, expected)
+    assert np.isin(picks, sample).all() and len(set(picks)) == 6

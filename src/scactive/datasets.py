@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import anndata as ad
 
 __all__ = [
     "BUNDLED",
+    "is_named",
+    "load_named",
     "paper_scale",
     "pbmc68k_reduced",
     "synthetic",
 ]
+
+#: ``synthetic:CELLS`` or ``synthetic:CELLSxGENES``: counts drawn by :func:`synthetic` (seed 0).
+SYNTHETIC_NAME = re.compile(r"synthetic:([1-9][0-9]*)(?:x([1-9][0-9]*))?")
 
 
 def pbmc68k_reduced() -> ad.AnnData:
@@ -54,3 +60,19 @@ def paper_scale(rng=0) -> ad.AnnData:
 
 
 BUNDLED["synthetic_paper_scale"] = paper_scale
+
+
+def is_named(name: object) -> bool:
+    """Whether ``name`` names a dataset :func:`load_named` makes: a bundled one, or
+    ``synthetic:CELLS[xGENES]`` (e.g. ``synthetic:1000000x20000``)."""
+    text = str(name)
+    return text in BUNDLED or SYNTHETIC_NAME.fullmatch(text) is not None
+
+
+def load_named(name: str) -> ad.AnnData:
+    """The dataset ``name`` names (see :func:`is_named`): the same data on every call."""
+    match = SYNTHETIC_NAME.fullmatch(str(name))
+    if match is None:
+        return BUNDLED[str(name)]()
+    cells, genes = match.groups()
+    return synthetic(int(cells), int(genes) if genes else None, rng=0)

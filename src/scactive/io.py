@@ -46,7 +46,9 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
     ----------
     path
         A file (``.h5ad``, ``.h5``, ``.csv``, ``.tsv``, ``.txt``, ``.loom``, optionally ``.gz``),
-        a 10x ``matrix.mtx`` folder, or a bundled dataset name such as ``"pbmc68k_reduced"``.
+        a 10x ``matrix.mtx`` folder, a bundled dataset name such as ``"pbmc68k_reduced"``,
+        or ``"synthetic:CELLS[xGENES]"``: PBMC counts from the bundled generator
+        (:func:`scactive.datasets.synthetic`, seed 0), e.g. ``"synthetic:1000000x20000"``.
     transpose
         For text tables only: the file holds genes in rows and cells in columns.
 
@@ -56,14 +58,14 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
     """
     from . import datasets
 
-    name = str(path)
-    if name in datasets.BUNDLED:
-        return datasets.BUNDLED[name]()
+    if datasets.is_named(path):
+        return datasets.load_named(str(path))
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError(
             f"Input file not found: '{path}'. Check the path, or name a bundled dataset: "
-            f"{', '.join(sorted(datasets.BUNDLED))}."
+            f"{', '.join(sorted(datasets.BUNDLED))}, or generated counts: synthetic:CELLS or "
+            "synthetic:CELLSxGENES (e.g. synthetic:100000x20000)."
         )
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
@@ -196,10 +198,10 @@ def read_small_table(
 
 
 def file_checksum(path: str | Path) -> str:
-    """SHA-256 of a file, or of the bundled dataset's name when ``path`` names one."""
+    """SHA-256 of a file, or of the dataset's name when ``path`` names one."""
     from . import datasets
 
-    if str(path) in datasets.BUNDLED:
+    if datasets.is_named(path):
         return hashlib.sha256(f"bundled:{path}".encode()).hexdigest()
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

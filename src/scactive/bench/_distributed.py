@@ -74,9 +74,9 @@ def locate_data(scheduler: str, data_path: str | Path | None, n_jobs: int) -> st
             "the grid cells; leave n_jobs at 1 and start as many workers as you want cells "
             "running at once."
         )
-    from ..datasets import BUNDLED
+    from ..datasets import is_named
 
-    if str(data_path) in BUNDLED:
+    if is_named(data_path):
         return str(data_path)
     path = Path(data_path).expanduser()
     if not path.exists():

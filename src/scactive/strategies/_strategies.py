@@ -19,6 +19,9 @@ from .._random import derive_seed
 from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
 from ._select import kmeans_nearest_centre, kmeans_one_per_cluster, top_k
 
+#: Unlabeled cells the costly strategies (MC dropout, k-means) choose among, at most.
+MAX_CANDIDATES = 50_000
+
 _UNCERTAINTY = {
     "entropy": entropy_scores,
     "margin": margin_scores,
@@ -38,12 +41,19 @@ class Strategy:
       stochastic learners have;
     - ``uses_embedding``: clusters the low-dimensional view of the pool, and takes a
       ``use_pca`` parameter (False: cluster the features themselves).
+
+    A strategy whose cost grows faster than one forward pass (MC dropout, k-means) has a
+    ``max_candidates`` parameter: above that many unlabeled cells it chooses among a random
+    sample of them of that size (:data:`MAX_CANDIDATES` by default, ``None``: never), so a
+    round over a million cells costs what one over 50,000 does; smaller pools are not sampled
+    and give the picks they always gave.
     """
 
     name = "strategy"
     needs_learner: ClassVar[bool] = True
     needs_mc_draws: ClassVar[bool] = False
     uses_embedding: ClassVar[bool] = False
+    max_candidates: int | None = None
 
     def __call__(
         self,
@@ -70,6 +80,9 @@ class Strategy:
         if embedding is not None and len(embedding) != len(X):
             raise InputError(f"embedding has {len(embedding)} rows; X has {len(X)}.")
         rng = np.random.default_rng(rng)
+        limit = self.max_candidates
+        if limit is not None and len(candidates) > max(limit, batch_size):
+            candidates = np.sort(rng.choice(candidates, max(limit, batch_size), replace=False))
         emb = None if embedding is None else embedding[candidates]
         return self._pick(learner, X, candidates, emb, batch_size, rng)
 
@@ -152,6 +165,7 @@ class QueryByCommittee(Strategy):
     """MC-dropout committee: ``n_draws`` passes, top-k entropy of the mean prediction."""
 
     n_draws: int = 10
+    max_candidates: int | None = MAX_CANDIDATES
     name = "qbc"
     needs_mc_draws = True
 
@@ -165,6 +179,7 @@ class BALD(Strategy):
     """MC-dropout committee scored by BALD (mutual information), top-k."""
 
     n_draws: int = 10
+    max_candidates: int | None = MAX_CANDIDATES
     name = "bald"
     needs_mc_draws = True
 
@@ -177,6 +192,7 @@ class DiversitySampling(Strategy):
     """k-means (k-means++ seeding, k = batch size), one random cell from each cluster."""
 
     use_pca: bool = True
+    max_candidates: int | None = MAX_CANDIDATES
     name = "diversity"
     needs_learner = False
     uses_embedding = True
@@ -222,6 +238,7 @@ class ColdStart(Strategy):
 
     n_init: int = 3
     use_pca: bool = True
+    max_candidates: int | None = MAX_CANDIDATES
     name = "cold-start"
     needs_learner = False
     uses_embedding = True
