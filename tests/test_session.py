@@ -428,3 +428,19 @@ def test_a_umap_the_input_carries_is_shown_and_kept(adata, tmp_path):
     bad.obsm["X_umap"] = np.full((adata.n_obs, 2), np.nan, dtype="f4")  # unusable: computed
     with open_session(bad, tmp_path / "bad.scactive") as session:
         assert np.isfinite(session.embedding()[["umap1", "umap2"]].to_numpy()).all()
+
+
+def test_umap_of_a_large_session_is_a_sketch_with_every_cell_placed_near_its_own():
+    from scactive.app._prepare import compute_umap
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 20, size=(3, 10))
+    group = np.repeat(np.arange(3), 200)
+    pca = (centres[group] + rng.normal(size=(600, 10))).astype(np.float32)
+    umap = compute_umap(pca, 0, sketch=150)
+    assert umap.shape == (600, 2) and np.isfinite(umap).all()
+    # placed cells land among their own group's sketch cells: nearest group centre is theirs
+    means = np.array([umap[group == g].mean(0) for g in range(3)])
+    nearest = np.argmin(((umap[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == group).mean() > 0.99
+    np.testing.assert_array_equal(umap, compute_umap(pca, 0, sketch=150))  # seeded
