@@ -57,6 +57,7 @@ def step(record: dict, name: str):
     class _Step:
         def __enter__(self):
             gc.collect()
+            _trim()  # hand freed memory back, so that a step's peak is its own
             self.rss = PeakRSS().__enter__()
             self.start = time.perf_counter()
             return self
@@ -75,6 +76,15 @@ def step(record: dict, name: str):
             )
 
     return _Step()
+
+
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def child(args: argparse.Namespace) -> dict:
@@ -269,6 +279,21 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(args: argparse.Namespace, machine: dict, sizes: list) -> dict:
+    result = {
+        "name": args.name,
+        "command": " ".join(["benchmarks/scale.py", *sys.argv[1:]]),
+        "machine": machine,
+        "git": git_state(),
+        "load_average_at_end": load(),
+        "sizes": sizes,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"{args.name}.md").write_text(markdown(result))
+    return result
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="100000,300000,1000000")
@@ -294,30 +319,22 @@ def main(argv=None) -> int:
         return 0
     machine = machine_info()
     print(f"# scale benchmark, load average {load()}", flush=True)
-    sizes = []
+    sizes: list = []
     for cells in (int(c) for c in args.cells.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "child.json"
             argv_child = [a for a in sys.argv[1:] if a != "--simulate"]
             command = [sys.executable, __file__, *argv_child, "--child", str(cells)]
-            subprocess.run([*command, "--child-out", str(target)], check=True)
+            done = subprocess.run([*command, "--child-out", str(target)])
+            if done.returncode != 0:
+                print(f"  the {cells:,}-cell child failed (exit {done.returncode})", flush=True)
+                continue
             size = json.loads(target.read_text())
         if args.simulate:
             size["simulate"] = simulate(cells, args.genes)
         sizes.append(size)
-    result = {
-        "name": args.name,
-        "command": " ".join(["benchmarks/scale.py", *sys.argv[1:]]),
-        "machine": machine,
-        "git": git_state(),
-        "load_average_at_end": load(),
-        "sizes": sizes,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
-    text = markdown(result)
-    (args.out / f"{args.name}.md").write_text(text)
-    print("\n" + text)
+        write(args, machine, sizes)  # after every size: a later failure keeps these
+    print("\n" + markdown(write(args, machine, sizes)))
     return 0
 
 

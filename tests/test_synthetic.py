@@ -272,3 +272,23 @@ def test_paper_scale_small_call_uses_bundled_model():
     data = paper_scale(n_cells=200, n_genes=300, rng=0)
     assert data.shape == (200, 300)
     assert (data.X != paper_scale(n_cells=200, n_genes=300, rng=0).X).nnz == 0
+
+
+def test_rows_are_assembled_as_stacking_then_permuting_would():
+    from scipy import sparse
+
+    from scactive._count_model import assemble_rows
+
+    rng = np.random.default_rng(0)
+    blocks = [
+        sparse.random(n, 30, density=0.2, format="csr", dtype=np.float32, random_state=i)
+        for i, n in enumerate([4, 1, 7, 3])
+    ]
+    blocks[1] = sparse.csr_matrix((1, 30), dtype=np.float32)  # an empty row
+    order = rng.permutation(15)
+    expected = sparse.vstack(blocks, format="csr")[np.argsort(order)]
+    got = assemble_rows(list(blocks), order, n_genes=30)
+    assert (got != expected).nnz == 0 and got.shape == (15, 30)
+    np.testing.assert_array_equal(got.indptr, expected.indptr)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    assert got.indices.dtype == np.int32 and got.data.dtype == np.float32

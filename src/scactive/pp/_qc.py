@@ -10,10 +10,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import scanpy as sc
+import scipy.sparse as sp
 
 from .._errors import InputError
 from ..io import looks_like_counts
-from ._sparse import detected_per_cell
+from ._sparse import detected_per_cell, scale_rows_to
 
 logger = logging.getLogger("scactive")
 
@@ -126,7 +127,10 @@ def normalize(adata: ad.AnnData, *, target_sum: float = 1e4, counts: bool | None
     """
     counts = looks_like_counts(adata.X) if counts is None else counts
     if counts:
-        sc.pp.normalize_total(adata, target_sum=target_sum)
+        if isinstance(adata.X, sp.csr_matrix) and adata.X.dtype == np.float32:
+            scale_rows_to(adata.X, target_sum)  # in place: scanpy's copies the matrix
+        else:
+            sc.pp.normalize_total(adata, target_sum=target_sum)
         sc.pp.log1p(adata)
         logger.info("input holds counts: normalised to %g per cell and log1p", target_sum)
     else:

@@ -71,6 +71,19 @@ def subset_csr(X, rows: np.ndarray, genes: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, int(genes.sum())))
 
 
+def scale_rows_to(X: sp.csr_matrix, target_sum: float) -> None:
+    """Scale each row of a float CSR matrix, in place, to sum to ``target_sum`` (rows summing
+    to 0 stay 0), as ``scanpy.pp.normalize_total`` does, without the copy of the matrix it
+    makes (+690 MB at 100,000 cells, 7 GB at a million)."""
+    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    totals[totals == 0] = 1.0
+    factor = (target_sum / totals).astype(X.dtype)
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, X.shape[0])
+        lo, hi = X.indptr[start], X.indptr[stop]
+        X.data[lo:hi] *= np.repeat(factor[start:stop], np.diff(X.indptr[start : stop + 1]))
+
+
 def _per_row(hit: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Sum of ``hit`` over each row's stored values (``offsets``: the block's indptr)."""
     total = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])
