@@ -245,7 +245,7 @@ def markdown(result: dict) -> str:
                 ""
                 if r is None
                 else f"{r['train_seconds']:.2f} + {r['query_seconds']:.2f} s "
-                f"(x{r['ratio_to_floor']:.0f}), {r['rss_peak_mb']:,.0f} MB"
+                f"(x{r['ratio_to_floor']:.1f}), {r['rss_peak_mb']:,.0f} MB"
             )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
