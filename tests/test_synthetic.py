@@ -277,7 +277,7 @@ def test_paper_scale_small_call_uses_bundled_model():
 def test_rows_are_assembled_as_stacking_then_permuting_would():
     from scipy import sparse
 
-    from scactive._count_model import assemble_rows
+    from scactive._nb import assemble_rows
 
     rng = np.random.default_rng(0)
     blocks = [

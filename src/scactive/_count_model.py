@@ -20,7 +20,7 @@ from scipy import sparse
 
 from ._errors import InputError
 from ._files import atomic_write
-from ._nb import _sample_nb
+from ._nb import _sample_nb, assemble_rows
 from ._nb_fit import _check_counts, _moment_dispersion, _zero_matched_dispersion
 
 logger = logging.getLogger("scactive")
@@ -379,33 +379,3 @@ class CountModel:
         profiles /= profiles.sum(axis=1, keepdims=True)
         names = np.concatenate([names, [f"SYNTH{k}" for k in range(extra)]])
         return profiles, np.concatenate([phi, extra_phi]), names
-
-
-def assemble_rows(blocks: list, rows: np.ndarray, *, n_genes: int) -> sparse.csr_matrix:
-    """One CSR matrix whose row ``rows[j]`` is the ``j``-th row of the stacked ``blocks``.
-
-    Written straight into the result, each block freed once copied (``blocks`` is emptied):
-    the peak is the blocks and the result, not also a stacked copy and a permuted one (a
-    million cells: 14 GB, where stacking then permuting went past 22 GB).
-    """
-    lengths = np.concatenate([np.diff(b.indptr) for b in blocks])
-    per_row = np.zeros(len(rows), dtype=np.int64)
-    per_row[rows] = lengths
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(per_row, out=indptr[1:])
-    data = np.empty(indptr[-1], dtype=np.float32)
-    indices = np.empty(indptr[-1], dtype=np.int32)
-    blocks.reverse()
-    at = 0
-    while blocks:
-        block = blocks.pop()
-        target = rows[at : at + block.shape[0]]
-        at += block.shape[0]
-        counts = np.diff(block.indptr)
-        where = np.repeat(indptr[target] - block.indptr[:-1], counts) + np.arange(block.nnz)
-        data[where] = block.data
-        indices[where] = block.indices
-        del block
-    if indptr[-1] < 2**31:
-        indptr = indptr.astype(np.int32)
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(rows), n_genes))
