@@ -72,7 +72,7 @@ def _bad_data(tmp_path, problem):
         ("empty", [], "empty"),
         ("ok", ["--label-key", "celltype"], "not in adata.obs; available"),
         ("ok", ["--batch-sizes", "500"], "larger than"),
-        ("ok", ["--strategies", "random,uncertainty"], "Unknown strategy 'uncertainty'"),
+        ("ok", ["--strategies", "random,entropi"], "Unknown strategy 'entropi'"),
         ("ok", ["--models", "mlp9"], "Unknown model 'mlp9'"),
         ("ok", ["--batch-sizes", "9,x"], "comma-separated"),
         ("ok", ["--initial", "1000"], "initial="),

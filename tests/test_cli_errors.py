@@ -237,3 +237,45 @@ def test_ctrl_c_wrapped_by_a_library_is_still_an_interrupt(
     result = invoke(command, data_file, tmp_path / "run")
     assert result.exit_code == 130, result.output
     assert "Interrupted" in result.output and "Traceback" not in result.output
+
+
+def _planted_low_genes(tmp_path) -> Path:
+    """Two types of whole transcriptomes and one whose cells detect few genes (a panel)."""
+    import anndata as ad
+    import numpy as np
+
+    adata = make_counts(n_cells=150, n_genes=1500, fold=3.0)
+    X = adata.X.toarray()
+    low = (adata.obs["cell_type"] == "type2").to_numpy()
+    keep = np.zeros(1500, bool)
+    keep[:150] = True
+    X[np.ix_(low, ~keep)] = 0  # type2 cells: at most 150 genes detected
+    path = tmp_path / "panel.h5ad"
+    ad.AnnData(X, obs=adata.obs, var=adata.var).write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["simulate", "compare"])
+def test_the_paper_gene_filter_is_refused_when_it_removes_a_whole_type(command, tmp_path):
+    path = _planted_low_genes(tmp_path)
+    quick = [a for a in ARGS[command] if a not in ("--min-genes", "0")]
+    base = [command, str(path), "--label-key", "cell_type", *quick]
+    result = CliRunner().invoke(app, [*base, "--out", str(tmp_path / "a")])
+    refused(result, "all but at most one cell of 'type2'")
+    assert "--min-genes" in result.output and not (tmp_path / "a").exists()
+    # a filter given explicitly is the user's choice: the run goes on without type2
+    given = CliRunner().invoke(app, [*base, "--min-genes", "500", "--out", str(tmp_path / "b")])
+    assert given.exit_code == 0, given.output
+    kept = CliRunner().invoke(app, [*base, "--min-genes", "100", "--out", str(tmp_path / "c")])
+    assert kept.exit_code == 0, kept.output
+
+
+def test_simulate_without_data_says_it_runs_the_demo(tmp_path):
+    args = ["simulate", "--strategies", "uncertainty", "--batch-sizes", "9", "--rounds", "1",
+            "--seeds", "1", "--no-report", "--no-ceiling", "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "No DATA given: running the bundled demo pbmc68k_reduced" in text
+    results = pd.read_csv(tmp_path / "demo" / "results.csv")
+    assert set(results["strategy"]) == {"entropy"}  # the paper's name for it

@@ -136,3 +136,12 @@ def test_costly_strategies_choose_among_a_sample_of_a_large_pool(name, fitted):
     expected = full(learner, X, labeled=outside, rng=rng, **kwargs)
     np.testing.assert_array_equal(picks, expected)
     assert np.isin(picks, sample).all() and len(set(picks)) == 6
+
+
+def test_uncertainty_is_the_paper_name_of_entropy():
+    from scactive.bench import GridOptions
+
+    strategy = get_strategy("uncertainty")
+    assert strategy == get_strategy("entropy")
+    options = GridOptions(strategies=("uncertainty", "random", "entropy"))
+    assert options.strategies == ("entropy", "random")

@@ -18,7 +18,14 @@ from sklearn.model_selection import train_test_split
 from .._checks import is_whole
 from .._errors import InputError
 from ..io import data_checksum, labels_from, select_matrix
-from ..pp import FeatureSpace, filter_cells, genes_to_remove, normalize, subset_csr
+from ..pp import (
+    FeatureSpace,
+    detected_per_cell,
+    filter_cells,
+    genes_to_remove,
+    normalize,
+    subset_csr,
+)
 
 logger = logging.getLogger("scactive")
 
@@ -46,6 +53,10 @@ class DataOptions:
     scale: bool = True
     val_fraction: float = 0.2
     initial: float = 0.2
+    #: Refuse a ``min_genes`` filter that removes a whole cell type or most cells: set when
+    #: ``min_genes`` was left at the paper's 500, which suits whole transcriptomes, not data
+    #: cut to a gene subset (see :func:`check_min_genes`).
+    check_min_genes: bool = False
 
     def __post_init__(self) -> None:
         for name, value, least, what in (
@@ -72,7 +83,7 @@ class DataOptions:
         the closest name among these and the parameters of ``caller``."""
         unknown = sorted(set(keywords) - {*PREPARATION, "initial"})
         if not unknown:
-            return cls(**keywords)
+            return cls(**keywords, check_min_genes="min_genes" not in keywords)
         names = list(PREPARATION)
         if caller is not None:
             names += [p for p in inspect.signature(caller).parameters if p != "preparation"]
@@ -135,6 +146,8 @@ def prepare(
         hemoglobin=options.remove_hemoglobin,
     )
     genes = ~drop
+    if options.check_min_genes:
+        check_min_genes(data, labels, genes, options.min_genes)
     passed = filter_cells(data, min_genes=options.min_genes, genes=genes)
     reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
     keep = (reasons == "").to_numpy()
@@ -176,6 +189,30 @@ def prepare(
     data.uns["scactive_removed_genes"] = removed
     normalize(data)
     return PreparedData(data, kept_labels, left_out, checksum)
+
+
+def check_min_genes(data: ad.AnnData, labels: pd.Series, genes: np.ndarray, min_genes: int):
+    """Refuse the paper's ``min_genes`` filter when it removes a whole cell type or more than
+    half of the labeled cells, naming a threshold that keeps 90% of them."""
+    detected = detected_per_cell(data.X, genes)
+    labeled = labels.notna().to_numpy()
+    passed = detected >= min_genes
+    before = labels[labeled].value_counts()
+    after = labels[labeled & passed].value_counts()
+    lost = [t for t in before.index if after.get(t, 0) < 2]  # fewer cannot be split
+    removed = int((labeled & ~passed).sum())
+    if not lost and removed <= labeled.sum() / 2:
+        return
+    keep_90 = int(np.quantile(detected[labeled], 0.1)) // 10 * 10
+    lost_text = f" (all but at most one cell of {', '.join(map(repr, lost))})" if lost else ""
+    raise InputError(
+        f"The paper's quality filter (cells with at least {min_genes} detected genes) would "
+        f"remove {removed} of {int(labeled.sum())} labeled cells{lost_text} here: the median "
+        f"cell has {int(np.median(detected[labeled]))} detected genes of {int(genes.sum())}. "
+        f"Choose the filter for this data with --min-genes (e.g. --min-genes {keep_90} keeps "
+        f"90% of the cells; --min-genes 0 keeps all; --min-genes {min_genes} keeps the "
+        "paper's filter anyway)."
+    )
 
 
 def split_sizes(n_cells: int, options: DataOptions) -> tuple[int, int]:

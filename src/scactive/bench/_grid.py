@@ -14,6 +14,7 @@ from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
 from ..models import get_preset, learner_input, make_learner
 from ..strategies import PAPER_STRATEGIES, get_strategy, strategy_names, strategy_tags
+from ..strategies._registry import canonical_name
 from ._data import DataOptions, SeedData
 
 
@@ -36,6 +37,9 @@ class GridOptions:
         for model in self.models:
             get_preset(model)  # an unknown name lists the valid ones
         strategies = strategy_names()
+        # an alias ("uncertainty", the paper's name) runs and is reported as its strategy
+        named = tuple(dict.fromkeys(canonical_name(s) for s in self.strategies))
+        object.__setattr__(self, "strategies", named)
         for strategy in self.strategies:
             if strategy not in strategies:
                 raise unknown_name("strategy", strategy, strategies, plural="strategies")
@@ -208,7 +212,9 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
 
 def config_dict(data: DataOptions, grid: GridOptions) -> dict:
     """Every parameter as plain JSON values."""
+    data_values = asdict(data)
+    del data_values["check_min_genes"]  # refuses or not: a run's results do not depend on it
     return {
-        **asdict(data),
+        **data_values,
         **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(grid).items()},
     }

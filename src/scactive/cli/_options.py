@@ -60,9 +60,11 @@ def names(registry: Iterable[str]) -> str:
 
 def strategy_names() -> str:
     """The registered strategies, for a help text."""
+    from ..strategies._registry import ALIASES
     from ..strategies._registry import strategy_names as registered
 
-    return names(registered())
+    aliases = "; ".join(f"{a!r} is {n!r}" for a, n in ALIASES.items())
+    return names(registered()) + (f"; {aliases} (the paper's name)" if aliases else "")
 
 
 def learner_names() -> str:
@@ -119,7 +121,14 @@ class DataChoices:
     remove_mito: Annotated[bool, typer.Option(help="Drop mitochondrial genes.")] = True
     remove_ribo: Annotated[bool, typer.Option(help="Drop ribosomal genes.")] = True
     remove_hemoglobin: Annotated[bool, typer.Option(help="Drop hemoglobin genes.")] = True
-    min_genes: Annotated[int, typer.Option(help="Drop cells with fewer detected genes.")] = 500
+    min_genes: Annotated[
+        int | None,
+        typer.Option(
+            help="Drop cells with fewer detected genes [default: 500, the paper's; refused when "
+            "it would remove a whole cell type or most cells, unless given]",
+            show_default=False,
+        ),
+    ] = None
     min_cells: Annotated[int, typer.Option(help="Drop genes seen in fewer pool cells.")] = 10
     n_top_genes: Annotated[int, typer.Option(help="Highly variable genes kept.")] = 2000
     n_pcs: Annotated[int, typer.Option(help="PCA components.")] = 50
@@ -129,6 +138,8 @@ class DataChoices:
         """The options of the data preparation (all but ``transpose``, which is for reading)."""
         choices = dataclasses.asdict(self)
         del choices["transpose"]
+        if choices["min_genes"] is None:  # not given: the paper's, checked (DataOptions)
+            del choices["min_genes"]
         return choices
 
 

@@ -24,7 +24,15 @@ from . import app, console, fail, setup_logging, split_list
 @app.command(cls=opt.ListingCommand)
 @opt.with_data_choices
 def simulate(
-    data: opt.Data = "pbmc68k_reduced",
+    data: Annotated[
+        str | None,
+        typer.Argument(
+            help="h5ad, 10x .h5 or mtx folder, csv/tsv, loom, or a dataset name "
+            "(synthetic:CELLS[xGENES] generates one) [default: the bundled demo, "
+            "pbmc68k_reduced]",
+            show_default=False,
+        ),
+    ] = None,
     label_key: opt.LabelKey = None,
     out: Annotated[
         Path | None,
@@ -76,6 +84,8 @@ def simulate(
 
     setup_logging(verbose)
     start = time.perf_counter()
+    if data is None:
+        data, data_choices = demo(data_choices)
     out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
     with run_guard(out, "grid cells"):
         adata, label_key = read_run_data(
@@ -125,6 +135,24 @@ def read_run_data(
     check_out_folder(out)
     adata = io.read(data, transpose=transpose)
     return adata, opt.label_key_or_default(adata, label_key)
+
+
+DEMO = "pbmc68k_reduced"
+
+
+def demo(choices: opt.DataChoices) -> tuple[str, opt.DataChoices]:
+    """The bundled demo, said so: scanpy's 700 PBMCs, whose 765 genes need no gene filter."""
+    console.print(
+        f"No DATA given: running the bundled demo [bold]{DEMO}[/] (700 PBMCs shipped with "
+        "scanpy, 765 genes, labels in bulk_labels"
+        + (", --min-genes 0" if choices.min_genes is None else "")
+        + "). Give a file to run on your own data: scactive simulate DATA --label-key COLUMN."
+    )
+    if choices.min_genes is None:
+        import dataclasses
+
+        choices = dataclasses.replace(choices, min_genes=0)
+    return DEMO, choices
 
 
 @contextlib.contextmanager

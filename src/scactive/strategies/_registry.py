@@ -97,9 +97,20 @@ def register_strategy(
         STRATEGY_COLORS[name] = color or SPARE_COLORS[spare % len(SPARE_COLORS)]
 
 
+#: Other names of registered strategies: the paper calls entropy sampling "uncertainty".
+ALIASES = {"uncertainty": "entropy"}
+
+
+def canonical_name(name: str) -> str:
+    """The registered name ``name`` stands for (itself unless it is an alias)."""
+    return ALIASES.get(name, name) if name not in STRATEGIES else name
+
+
 def get_strategy(name: str, **params) -> Strategy:
-    """The strategy registered as ``name``, built with ``params`` (e.g. ``use_pca=False``)."""
+    """The strategy registered as ``name`` (or an alias of it, see :data:`ALIASES`), built
+    with ``params`` (e.g. ``use_pca=False``)."""
     _load_entry_points()
+    name = canonical_name(name)
     if name not in STRATEGIES:
         raise unknown_name("strategy", name, STRATEGIES, plural="strategies")
     return STRATEGIES[name](**params)
