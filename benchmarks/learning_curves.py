@@ -31,7 +31,7 @@ DATASETS = {
     # the Kang reference holds 2,511 genes only: its median cell has 389 detected
     "Kang PBMC": (DATA / "kang2018_pbmc_muscat_refdata.h5ad", ["--min-genes", "200"]),
 }
-STRATEGIES = "random,entropy,margin,qbc,bald,diversity,wkmc"
+STRATEGIES = "random,entropy,margin,qbc,bald,diversity,wkmc,typiclust,coreset,probcover,maxherding"
 MODELS = ("mlp2", "logreg")
 BUDGETS = (50, 100, 200)
 

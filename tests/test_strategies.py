@@ -145,3 +145,39 @@ def test_uncertainty_is_the_paper_name_of_entropy():
     assert strategy == get_strategy("entropy")
     options = GridOptions(strategies=("uncertainty", "random", "entropy"))
     assert options.strategies == ("entropy", "random")
+
+
+def _three_blobs(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0], [30.0, 0.0], [0.0, 30.0]])
+    group = np.repeat(np.arange(3), n)
+    return (centres[group] + rng.normal(size=(3 * n, 2))).astype(np.float32), group
+
+
+@pytest.mark.parametrize("name", ["typiclust", "probcover", "maxherding", "coreset"])
+def test_typicality_strategies_cover_every_blob_from_no_label(name):
+    X, group = _three_blobs()
+    labeled = np.zeros(len(X), bool)
+    if name == "coreset":  # core-set needs a labeled cell to measure distances from
+        labeled[0] = True
+    picks = get_strategy(name)(None, X, labeled=labeled, batch_size=3, rng=0, embedding=X)
+    covered = set(group[picks]) | ({0} if name == "coreset" else set())
+    assert covered == {0, 1, 2}, (name, group[picks])
+
+
+def test_coreset_asks_about_the_cells_far_from_every_labeled_one():
+    X, group = _three_blobs()
+    labeled = group == 0  # the first blob is labeled
+    picks = get_strategy("coreset")(None, X, labeled=labeled, batch_size=2, rng=0, embedding=X)
+    assert set(group[picks]) == {1, 2}
+
+
+def test_typiclust_picks_a_typical_cell_not_an_outlier():
+    X, group = _three_blobs()
+    X[5] = [8.0, 8.0]  # an outlier of blob 0
+    labeled = np.zeros(len(X), bool)
+    picks = get_strategy("typiclust")(None, X, labeled=labeled, batch_size=3, rng=0, embedding=X)
+    assert 5 not in picks
+    centre = X[group == 0].mean(0)
+    pick0 = picks[group[picks] == 0][0]
+    assert np.linalg.norm(X[pick0] - centre) < 1.5

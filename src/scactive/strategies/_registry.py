@@ -29,6 +29,7 @@ from ._strategies import (
     UncertaintySampling,
     WeightedKMeans,
 )
+from ._typicality import FACTORIES as _TYPICALITY
 
 #: Entry-point group of strategies declared by other packages.
 ENTRY_POINT_GROUP = "scactive.strategies"
@@ -161,6 +162,13 @@ _shipped("qbc", QueryByCommittee, "#d62728")
 _shipped("diversity", DiversitySampling, "#2ca02c")
 _shipped("wkmc", WeightedKMeans, "#ff7f0e")
 _shipped("cold-start", ColdStart, "#bcbd22")
+for _name, _color in (
+    ("typiclust", "#5254a3"),
+    ("coreset", "#8ca252"),
+    ("probcover", "#bd9e39"),
+    ("maxherding", "#ad494a"),
+):
+    _shipped(_name, _TYPICALITY[_name], _color)
 
 #: The paper's five strategies, the default grid.
 PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")

@@ -65,6 +65,13 @@ class Strategy:
         rng: np.random.Generator | int | None = None,
         embedding: np.ndarray | None = None,
     ) -> np.ndarray:
+        candidates, batch_size, rng = self._checked(X, labeled, batch_size, rng, embedding)
+        emb = None if embedding is None else embedding[candidates]
+        return self._pick(learner, X, candidates, emb, batch_size, rng)
+
+    def _checked(self, X, labeled, batch_size, rng, embedding):
+        """The call's checks: the unlabeled cells to choose among (a sample of at most
+        ``max_candidates``), the batch size and the generator."""
         labeled = np.asarray(labeled, dtype=bool)
         if labeled.shape != (len(X),):
             raise InputError(
@@ -83,8 +90,7 @@ class Strategy:
         limit = self.max_candidates
         if limit is not None and len(candidates) > max(limit, batch_size):
             candidates = np.sort(rng.choice(candidates, max(limit, batch_size), replace=False))
-        emb = None if embedding is None else embedding[candidates]
-        return self._pick(learner, X, candidates, emb, batch_size, rng)
+        return candidates, batch_size, rng
 
     def _pick(self, learner, X, candidates, embedding, k: int, rng) -> np.ndarray:
         """Positions into ``X`` of the picks among ``candidates`` (by :meth:`select`)."""
