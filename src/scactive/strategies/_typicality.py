@@ -64,8 +64,11 @@ class SkactivemlStrategy(Strategy):
         if self.method in PAIRWISE and len(known) > len(candidates):
             known = np.sort(rng.choice(known, len(candidates), replace=False))
         cells = np.concatenate([known, candidates])
-        view = None if embedding is None else embedding[cells]
-        points = np.asarray(_space(X[cells], view, self.use_pca, rng), dtype=np.float64)
+        if self.use_pca and embedding is not None:
+            points = embedding[cells]  # no row of X read
+        else:
+            points = _space(X[cells], None, self.use_pca, rng)
+        points = np.asarray(points, dtype=np.float64)
         y = np.full(len(cells), np.nan)
         y[: len(known)] = 0.0  # which cells are labeled matters, not their types
         import skactiveml.pool
