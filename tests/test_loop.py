@@ -146,3 +146,36 @@ def test_engine_continue_trains_one_learner_further():
     first = engine.fit(state, 0)
     state.add(np.arange(10, 20), y[10:20], round_=1, strategy="random")
     assert engine.fit(state, 1) is first and made == [0] and first.warm_start
+
+
+def test_rounds_count_the_cell_types_found_so_far():
+    import numpy as np
+
+    from scactive.loop import SimulatedOracle, active_learning
+    from scactive.strategies import get_strategy
+
+    rng = np.random.default_rng(0)
+    y = np.array(["common"] * 40 + ["rare"] * 4)
+    X = rng.normal(size=(44, 5)).astype(np.float32)
+    X[y == "rare"] += 8.0
+    from sklearn.linear_model import LogisticRegression
+
+    result = active_learning(
+        X,
+        SimulatedOracle(y),
+        X_val=X,
+        y_val=y,
+        new_learner=lambda key: LogisticRegression(),
+        strategy=get_strategy("random"),
+        strategy_name="random",
+        batch_size=10,
+        initial=np.arange(5),  # only common cells to start
+        rng=0,
+        n_rounds=3,
+        classes=np.unique(y),
+    )
+    found = [r["n_types_found"] for r in result.rounds]
+    labeled = [set(y[:5])]
+    for round_ in (1, 2, 3):
+        labeled.append(labeled[-1] | {p["label"] for p in result.picks if p["round"] == round_})
+    assert found == [len(s) for s in labeled] and found[0] == 1

@@ -370,3 +370,15 @@ def test_write_report_missing_results(tmp_path):
         write_report(tmp_path)
     with pytest.raises(InputError, match="not a directory"):
         write_report(tmp_path / "nope")
+
+
+def test_report_draws_the_cell_types_found(tmp_path, tables):
+    results = tables["results"].copy()
+    # planted: types found grow with the labels, all of them on the ceiling rows
+    results["n_types_found"] = np.minimum(1 + results["n_labeled"] // 20, 9)
+    _write_run(tmp_path, {**tables, "results": results})
+    text = write_report(tmp_path, dpi=40).read_text("utf-8")
+    assert "Figure 7. Cell types found" in text
+    pngs = {p.name for p in (tmp_path / "figures").glob("*.png")}
+    assert {f"fig7_types_found_{m}.png" for m in MODELS} <= pngs
+    assert text.count('<img src="data:image/png;base64,') == 1 + 6 * len(MODELS)

@@ -42,6 +42,7 @@ def test_results_table_has_every_round_and_metric(adata):
         "round",
         "n_labeled",
         "frac_labeled",
+        "n_types_found",
         "accuracy",
         "macro_f1",
         "weighted_f1",
@@ -60,6 +61,11 @@ def test_results_table_has_every_round_and_metric(adata):
     assert ceiling["macro_f1"].iloc[0] > 0.9  # planted, well-separated types
     # every strategy starts from the same round-0 model
     assert runs[runs["round"] == 0]["loss"].nunique() == 1
+    # types found: never fewer as labels come, all three once the whole pool is labeled
+    for _, run in runs.groupby("strategy"):
+        assert run["n_types_found"].is_monotonic_increasing
+        assert 1 <= run["n_types_found"].min() and run["n_types_found"].max() <= 3
+    assert ceiling["n_types_found"].iloc[0] == 3
 
 
 def test_same_seed_same_numbers(adata):

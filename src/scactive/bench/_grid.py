@@ -201,6 +201,7 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
                 "round": 0,
                 "n_labeled": n_pool,
                 "frac_labeled": 1.0,
+                "n_types_found": len(np.unique(seed_data.y_pool)),
                 **metrics,
                 "train_seconds": seconds,
                 "query_seconds": 0.0,

@@ -106,6 +106,7 @@ def active_learning(
             "round": round_,
             "n_labeled": state.n_labeled,
             "frac_labeled": state.n_labeled / len(X_pool),
+            "n_types_found": state.n_types,  # a rare type found early is worth labels
             **metrics,
             "train_seconds": train_seconds,
             "query_seconds": query_seconds,

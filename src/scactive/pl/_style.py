@@ -35,6 +35,7 @@ METRIC_LABELS: dict[str, str] = {
     "loss": "Validation loss",
     "n_labeled": "Labeled cells",
     "frac_labeled": "Pool labeled (%)",
+    "n_types_found": "Cell types found",
     "round": "Round",
 }
 

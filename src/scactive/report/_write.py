@@ -138,6 +138,12 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
              picks, split, model=m, seed=seed, palette=cpal),
          "Figure 6 ({m}). Picked cells on the pool PCA of seed " + str(seed) + ", coloured by "
          "round, per strategy (columns) and batch size (rows); grey: pool cells."),
+        ("7", "types_found",
+         None if "n_types_found" not in results else lambda m: pl.labels_curve(
+             results, metric="n_types_found", model=m, palette=spal, ceiling=False),
+         "Figure 7 ({m}). Cell types with at least one label against labeled cells, at the "
+         "largest batch size (mean over seeds, min-max shaded): a strategy that finds every "
+         "type early, the rare ones included, is worth more than its macro-F1 at the end shows."),
     ]  # fmt: skip
     titles = {
         "2": "Learning curves",
@@ -145,11 +151,13 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
         "4": "Metrics against the labeled fraction",
         "5": "Composition of the picked batches",
         "6": "Picked cells in PCA space",
+        "7": "Cell types found",
     }
     for num, stem, draw, caption in specs:
         parts.append(f"<h3>Figure {num}. {titles[num]}</h3>")
         if draw is None:
-            parts.append(f'<p class="note">Figure {num} needs picks.csv and split.csv.</p>')
+            needs = "results with n_types_found" if num == "7" else "picks.csv and split.csv"
+            parts.append(f'<p class="note">Figure {num} needs {needs}.</p>')
             continue
         for m in models:
             parts.append(
