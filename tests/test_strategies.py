@@ -181,3 +181,14 @@ def test_typiclust_picks_a_typical_cell_not_an_outlier():
     centre = X[group == 0].mean(0)
     pick0 = picks[group[picks] == 0][0]
     assert np.linalg.norm(X[pick0] - centre) < 1.5
+
+
+def test_hybrid_switches_from_typical_to_uncertain_cells_by_labels_per_type(fitted):
+    learner, X, labeled = fitted  # 15 labeled cells of 3 types
+    kwargs = dict(batch_size=4, embedding=X[:, :5].copy())
+
+    def picks(name, **params):
+        return get_strategy(name, **params)(learner, X, labeled=labeled, rng=1, **kwargs)
+
+    np.testing.assert_array_equal(picks("hybrid", per_type=6), picks("maxherding"))  # 15 < 18
+    np.testing.assert_array_equal(picks("hybrid", per_type=5), picks("bald"))  # 15 >= 15

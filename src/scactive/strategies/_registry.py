@@ -30,6 +30,7 @@ from ._strategies import (
     WeightedKMeans,
 )
 from ._typicality import FACTORIES as _TYPICALITY
+from ._typicality import Hybrid
 
 #: Entry-point group of strategies declared by other packages.
 ENTRY_POINT_GROUP = "scactive.strategies"
@@ -169,6 +170,7 @@ for _name, _color in (
     ("maxherding", "#ad494a"),
 ):
     _shipped(_name, _TYPICALITY[_name], _color)
+_shipped("hybrid", Hybrid, "#e7969c")
 
 #: The paper's five strategies, the default grid.
 PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")

@@ -89,3 +89,34 @@ FACTORIES = {
     "probcover": partial(SkactivemlStrategy, "ProbCover", max_candidates=PAIRWISE_CANDIDATES),
     "maxherding": partial(SkactivemlStrategy, "MaxHerding", max_candidates=PAIRWISE_CANDIDATES),
 }
+
+
+@dataclass(frozen=True)
+class Hybrid(Strategy):
+    """Typical cells first, uncertain ones once the types are covered: ``first`` while fewer
+    than ``per_type`` cells are labeled per type found so far (the learner's classes), then
+    ``then``. The switch reads only the labels, never validation cells.
+
+    With the defaults (``maxherding``, then ``bald``, 10 per type) a 9-type pool switches at
+    90 labels once every type is found, earlier while types are missing.
+    """
+
+    first: str = "maxherding"
+    then: str = "bald"
+    per_type: int = 10
+    use_pca: bool = True
+    name = "hybrid"
+    needs_mc_draws = True  # the default ``then``; a stochastic learner is needed
+    uses_embedding = True
+
+    def __call__(self, learner, X, *, labeled, batch_size, rng=None, embedding=None):
+        from ._registry import get_strategy, strategy_tags
+
+        n_labeled = int(np.asarray(labeled, dtype=bool).sum())
+        n_types = len(getattr(learner, "classes_", ()))
+        chosen = self.first if n_labeled < self.per_type * max(n_types, 1) else self.then
+        params = {"use_pca": self.use_pca} if strategy_tags(chosen).uses_embedding else {}
+        strategy = get_strategy(chosen, **params)
+        return strategy(
+            learner, X, labeled=labeled, batch_size=batch_size, rng=rng, embedding=embedding
+        )
