@@ -382,3 +382,38 @@ def test_report_draws_the_cell_types_found(tmp_path, tables):
     pngs = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert {f"fig7_types_found_{m}.png" for m in MODELS} <= pngs
     assert text.count('<img src="data:image/png;base64,') == 1 + 6 * len(MODELS)
+
+
+def _planted_runs(start: float = 0.2) -> pd.DataFrame:
+    """Random climbs slowly; 'good' climbs faster; 'same' is random give or take 0.01 a seed."""
+    rows = []
+    n = np.array([20, 40, 60, 80, 100])
+    for seed in range(4):
+        slow = np.minimum(start + 0.006 * (n - 20), 1.0)
+        fast = np.minimum(start + 0.012 * (n - 20), 1.0)
+        same = slow + (0.01 if seed % 2 else -0.01)
+        for strategy, f1 in (("random", slow), ("good", fast), ("same", same)):
+            for r, (k, v) in enumerate(zip(n, f1, strict=True)):
+                rows.append(dict(model="mlp2", strategy=strategy, batch_size=20, seed=seed,
+                                 round=r, n_labeled=k, macro_f1=v))  # fmt: skip
+        rows.append(dict(model="mlp2", strategy="ceiling", batch_size=pd.NA, seed=seed,
+                         round=0, n_labeled=500, macro_f1=0.8))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_headline_pairs_each_strategy_with_random_on_a_fixed_target():
+    from scactive.report._headline import headline_table, headline_text
+
+    table = headline_table(_planted_runs(), target=0.95).set_index("strategy")
+    good, same = table.loc["good"], table.loc["same"]
+    assert good["target_f1"] == pytest.approx(0.76)  # 0.95 x the mean ceiling, every seed
+    # random reaches 0.76 at 20 + 0.56 / 0.006 -> the 120-label round is past the end: not
+    # reached; 'good' reaches it at 20 + 0.56 / 0.012 = 66.7 -> the 80-label round
+    assert good["seeds_reached"] == 4 and good["seeds_reached_random"] == 0
+    assert good["verdict"] == "better" and good["wins"] == 4 and good["auc_gain"] > 0
+    assert same["verdict"] == "no clear difference" and same["wins"] == 2
+    text = " ".join(headline_text(headline_table(_planted_runs(), 0.95), 0.95))
+    assert "good gains most over random" in text
+    assert "reaches macro-F1 0.760 in 4 of 4 seeds, random in 0." in text
+    late = " ".join(headline_text(headline_table(_planted_runs(start=0.9), 0.95), 0.95))
+    assert "the start already reaches 95% of the ceiling" in late

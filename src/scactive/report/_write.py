@@ -21,6 +21,7 @@ from scactive._files import atomic_write
 from scactive._meta import package_version
 from scactive.pl._style import CEILING, celltype_palette, strategy_palette
 from scactive.report import _compare, _html
+from scactive.report._headline import headline_html
 from scactive.report._summary import summary_table
 
 logger = logging.getLogger("scactive")
@@ -226,6 +227,7 @@ def write_report(
     writer = _FigureWriter(figdir, dpi)
     data_name = config.get("data") or outdir.name
     body = [
+        headline_html(inputs.results, target),
         "<h2>Run parameters</h2>",
         _html.parameters(config),
         "<h2>Early stops and skipped runs</h2>",
