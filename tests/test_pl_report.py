@@ -417,3 +417,12 @@ def test_headline_pairs_each_strategy_with_random_on_a_fixed_target():
     assert "reaches macro-F1 0.760 in 4 of 4 seeds, random in 0." in text
     late = " ".join(headline_text(headline_table(_planted_runs(start=0.9), 0.95), 0.95))
     assert "the start already reaches 95% of the ceiling" in late
+
+
+def test_headline_without_a_ceiling_compares_the_curves_only():
+    from scactive.report._headline import headline_table, headline_text
+
+    runs = _planted_runs()
+    runs = runs[runs.strategy != "ceiling"]
+    text = " ".join(headline_text(headline_table(runs, 0.95), 0.95))
+    assert "good gains most over random" in text and "nan" not in text

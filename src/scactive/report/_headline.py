@@ -121,12 +121,16 @@ def headline_text(table: pd.DataFrame, target: float) -> list[str]:
             if best["seeds_both"]
             else ""
         )
+        reach = (
+            ""
+            if math.isnan(best["target_f1"])  # no ceiling run: no target
+            else f" It reaches macro-F1 {best['target_f1']:.3f} in {best['seeds_reached']} of "
+            f"{best['n_seeds']} seeds, random in {best['seeds_reached_random']}{both}."
+        )
         lines.append(
             f"{where}: {best['strategy']} gains most over random: curve area "
             f"{best['auc_gain']:+.3f} (sd {best['auc_gain_std']:.3f}), better in {best['wins']} "
-            f"of {best['n_seeds']} seeds. It reaches macro-F1 {best['target_f1']:.3f} in "
-            f"{best['seeds_reached']} of {best['n_seeds']} seeds, random in "
-            f"{best['seeds_reached_random']}{both}."
+            f"of {best['n_seeds']} seeds.{reach}"
         )
     return lines
 
