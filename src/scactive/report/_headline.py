@@ -115,9 +115,10 @@ def headline_text(table: pd.DataFrame, target: float) -> list[str]:
         if best["verdict"] != "better":
             lines.append(f"{where}: no strategy is clearly better than random.")
             continue
+        saved = best["labels_saved"]
         both = (
-            f"; where both do ({best['seeds_both']} seeds) it needs {best['labels_saved']:.0f} "
-            "fewer labels on average"
+            f"; where both do ({best['seeds_both']} seeds) it needs {abs(saved):.0f} "
+            f"{'fewer' if saved >= 0 else 'more'} labels on average"
             if best["seeds_both"]
             else ""
         )
