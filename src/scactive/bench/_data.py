@@ -146,9 +146,10 @@ def prepare(
         hemoglobin=options.remove_hemoglobin,
     )
     genes = ~drop
+    detected = detected_per_cell(data.X, genes)
     if options.check_min_genes:
-        check_min_genes(data, labels, genes, options.min_genes)
-    passed = filter_cells(data, min_genes=options.min_genes, genes=genes)
+        check_min_genes(labels, detected, int(genes.sum()), options.min_genes)
+    passed = filter_cells(data, min_genes=options.min_genes, genes=genes, detected=detected)
     reasons[(~passed) & (reasons == "").to_numpy()] = f"fewer than {options.min_genes} genes"
     keep = (reasons == "").to_numpy()
     counts = labels[keep].value_counts()
@@ -191,10 +192,10 @@ def prepare(
     return PreparedData(data, kept_labels, left_out, checksum)
 
 
-def check_min_genes(data: ad.AnnData, labels: pd.Series, genes: np.ndarray, min_genes: int):
+def check_min_genes(labels: pd.Series, detected: np.ndarray, n_genes: int, min_genes: int):
     """Refuse the paper's ``min_genes`` filter when it removes a whole cell type or more than
-    half of the labeled cells, naming a threshold that keeps 90% of them."""
-    detected = detected_per_cell(data.X, genes)
+    half of the labeled cells (``detected``: genes per cell, of ``n_genes``), naming a
+    threshold that keeps 90% of them."""
     labeled = labels.notna().to_numpy()
     passed = detected >= min_genes
     before = labels[labeled].value_counts()
@@ -208,7 +209,7 @@ def check_min_genes(data: ad.AnnData, labels: pd.Series, genes: np.ndarray, min_
     raise InputError(
         f"The paper's quality filter (cells with at least {min_genes} detected genes) would "
         f"remove {removed} of {int(labeled.sum())} labeled cells{lost_text} here: the median "
-        f"cell has {int(np.median(detected[labeled]))} detected genes of {int(genes.sum())}. "
+        f"cell has {int(np.median(detected[labeled]))} detected genes of {n_genes}. "
         f"Choose the filter for this data with --min-genes (e.g. --min-genes {keep_90} keeps "
         f"90% of the cells; --min-genes 0 keeps all; --min-genes {min_genes} keeps the "
         "paper's filter anyway)."

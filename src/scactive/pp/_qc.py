@@ -92,13 +92,15 @@ def filter_cells(
     min_genes: int = 500,
     warn_fraction: float = 0.2,
     genes: np.ndarray | None = None,
+    detected: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mask of cells with at least ``min_genes`` detected genes (among the ``genes`` mask, if
-    given); warns when many fail.
+    given; ``detected``: those counts, made already by :func:`detected_per_cell`); warns
+    when many fail.
 
     Raises when no cell passes, with the number of genes the median cell has.
     """
-    detected = detected_per_cell(adata.X, genes)
+    detected = detected_per_cell(adata.X, genes) if detected is None else detected
     n_genes = adata.n_vars if genes is None else int(genes.sum())
     keep = detected >= min_genes
     n_removed = int((~keep).sum())

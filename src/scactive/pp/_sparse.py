@@ -23,13 +23,11 @@ def detected_per_cell(X, genes: np.ndarray | None = None) -> np.ndarray:
         return np.count_nonzero((X if genes is None else X[:, genes]) > 0, axis=1)
     X = _csr(X)
     out = np.empty(n, dtype=np.int64)
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
-        lo, hi = X.indptr[start], X.indptr[stop]
-        hit = X.data[lo:hi] > 0
+    for rows, stored, offsets in _blocks(X):
+        hit = X.data[stored] > 0
         if genes is not None:
-            hit &= genes[X.indices[lo:hi]]
-        out[start:stop] = _per_row(hit, X.indptr[start : stop + 1] - lo)
+            hit &= genes[X.indices[stored]]
+        out[rows] = _per_row(hit, offsets)
     return out
 
 
@@ -45,13 +43,10 @@ def subset_csr(X, rows: np.ndarray, genes: np.ndarray) -> sp.csr_matrix:
     """A new CSR matrix of the cells where ``rows`` and the genes where ``genes`` are True
     (boolean masks), written in one pass; ``X`` is left as it is."""
     X = _csr(X)
-    n = X.shape[0]
     new_column = np.cumsum(genes) - 1
-    kept = np.zeros(n, dtype=np.int64)  # stored values each kept row keeps
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
-        lo, hi = X.indptr[start], X.indptr[stop]
-        kept[start:stop] = _per_row(genes[X.indices[lo:hi]], X.indptr[start : stop + 1] - lo)
+    kept = np.zeros(X.shape[0], dtype=np.int64)  # stored values each kept row keeps
+    for block, stored, offsets in _blocks(X):
+        kept[block] = _per_row(genes[X.indices[stored]], offsets)
     kept[~rows] = 0
     indptr = np.zeros(int(rows.sum()) + 1, dtype=np.int64)
     np.cumsum(kept[rows], out=indptr[1:])
@@ -59,14 +54,11 @@ def subset_csr(X, rows: np.ndarray, genes: np.ndarray) -> sp.csr_matrix:
     data = np.empty(indptr[-1], dtype=X.dtype)
     indices = np.empty(indptr[-1], dtype=index_type)
     at = 0
-    for start in range(0, n, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n)
-        lo, hi = X.indptr[start], X.indptr[stop]
-        row_of = np.repeat(rows[start:stop], np.diff(X.indptr[start : stop + 1]))
-        take = row_of & genes[X.indices[lo:hi]]
+    for block, stored, offsets in _blocks(X):
+        take = np.repeat(rows[block], np.diff(offsets)) & genes[X.indices[stored]]
         k = int(take.sum())
-        data[at : at + k] = X.data[lo:hi][take]
-        indices[at : at + k] = new_column[X.indices[lo:hi][take]]
+        data[at : at + k] = X.data[stored][take]
+        indices[at : at + k] = new_column[X.indices[stored][take]]
         at += k
     return sp.csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, int(genes.sum())))
 
@@ -78,10 +70,18 @@ def scale_rows_to(X: sp.csr_matrix, target_sum: float) -> None:
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
     totals[totals == 0] = 1.0
     factor = (target_sum / totals).astype(X.dtype)
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, X.shape[0])
+    for rows, stored, offsets in _blocks(X):
+        X.data[stored] *= np.repeat(factor[rows], np.diff(offsets))
+
+
+def _blocks(X: sp.csr_matrix):
+    """``(rows, stored, offsets)`` per block of :data:`BLOCK_ROWS` rows: the rows, the slice
+    of their stored values, and the block's indptr counted from its first stored value."""
+    n = X.shape[0]
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n)
         lo, hi = X.indptr[start], X.indptr[stop]
-        X.data[lo:hi] *= np.repeat(factor[start:stop], np.diff(X.indptr[start : stop + 1]))
+        yield slice(start, stop), slice(lo, hi), X.indptr[start : stop + 1] - lo
 
 
 def _per_row(hit: np.ndarray, offsets: np.ndarray) -> np.ndarray:
