@@ -139,10 +139,16 @@ def test_learning_curves(tables):
     ceiling = [ln for ln in ax.lines if ln.get_label() == "ceiling"]
     assert len(ceiling) == 1 and ceiling[0].get_linestyle() == "--"
     assert ceiling[0].get_ydata()[0] == pytest.approx(0.9)
-    # default batch size is the largest: 4 rounds of the largest batch
+    # default batch size is the largest: 4 rounds of the largest batch, against labeled cells
     entropy = next(ln for ln in ax.lines if ln.get_label() == "entropy")
-    assert list(entropy.get_xdata()) == list(range(N_ROUNDS))
+    assert list(entropy.get_xdata()) == [N_INITIAL + r * 10 for r in range(N_ROUNDS)]
+    assert ax.get_xlabel() == "Labeled cells"
     assert "batch size 10" in fig.get_suptitle()
+    by_round = pl.learning_curves(tables["results"], model="mlp2", x="round")
+    entropy = next(ln for ln in by_round.axes[0].lines if ln.get_label() == "entropy")
+    assert list(entropy.get_xdata()) == list(range(N_ROUNDS))
+    with pytest.raises(InputError, match="x='cells'"):
+        pl.learning_curves(tables["results"], x="cells")
 
 
 def test_learning_curves_mean_over_seeds(tables):
@@ -173,6 +179,12 @@ def test_metric_grid(tables):
     fig = pl.metric_grid(tables["results"], model="mlp2")
     assert len(fig.axes) == 3 * len(BATCH_SIZES)
     assert _line_counts(fig) == [len(STRATEGIES) + 1] * len(fig.axes)
+    # the bottom row runs along labeled cells: batch 5 in the first column, 10 in the second
+    bottom = fig.axes[-len(BATCH_SIZES) :]
+    assert {ax.get_xlabel() for ax in bottom} == {"Labeled cells"}
+    for ax, b in zip(bottom, BATCH_SIZES, strict=True):
+        line = next(ln for ln in ax.lines if ln.get_label() == "random")
+        assert line.get_xdata()[-1] == N_INITIAL + (N_ROUNDS - 1) * b
 
 
 def test_curves_by_fraction(tables):
@@ -181,6 +193,10 @@ def test_curves_by_fraction(tables):
     assert _line_counts(fig) == [len(BATCH_SIZES) + 1] * len(fig.axes)
     line = next(ln for ln in fig.axes[0].lines if ln.get_label() == "10")
     assert line.get_xdata()[-1] == pytest.approx(100 * (N_INITIAL + 3 * 10) / N_POOL)
+    fig = pl.curves_by_fraction(tables["results"], model="mlp2", x="n_labeled")
+    line = next(ln for ln in fig.axes[-1].lines if ln.get_label() == "10")
+    assert line.get_xdata()[-1] == N_INITIAL + 3 * 10
+    assert fig.axes[-1].get_xlabel() == "Labeled cells"
 
 
 def test_batch_composition(tables):

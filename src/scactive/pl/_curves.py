@@ -1,4 +1,4 @@
-"""Learning curves: metrics against round, labeled fraction or labeled cells (figures 2-4)."""
+"""Learning curves: metrics against labeled cells (or the labeled fraction), figures 2-4."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ from scactive.pl._style import (
 
 _BASE_COLUMNS = ("model", "strategy", "batch_size", "seed", "round")
 DEFAULT_METRICS = ("accuracy", "macro_f1", "loss")
+X_COLUMNS = ("n_labeled", "frac_labeled", "round")
+"""Columns a learning curve may run along; ``frac_labeled`` is drawn as a percentage."""
 
 
 def _prepare(
@@ -72,6 +74,19 @@ def _resolve_batch_size(runs: pd.DataFrame, batch_size: int | None) -> int:
     return int(batch_size)
 
 
+def check_x(x: str) -> None:
+    """Raise :class:`InputError` unless ``x`` is one of :data:`X_COLUMNS`."""
+    if x not in X_COLUMNS:
+        raise InputError(f"x={x!r} is not valid; expected 'n_labeled', 'frac_labeled' or 'round'.")
+
+
+def set_x_axis(ax: Axes, x: str) -> None:
+    """Label the x axis for column ``x``; counts and rounds get integer ticks."""
+    ax.set_xlabel(metric_label(x))
+    if x != "frac_labeled":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _target_figure(fig: Figure | SubFigure | None, nrows: int, ncols: int) -> Figure | SubFigure:
     if fig is None:
         return new_figure(nrows, ncols)
@@ -86,14 +101,34 @@ def _metric_ylim(ax: Axes, metric: str) -> None:
         ax.set_ylim(max(lo, -0.02), min(hi, 1.02))
 
 
-def _strategy_lines(ax, runs, metric, strategies, palette, spread) -> None:
-    """One mean line with its spread over seeds per strategy, against round."""
+def strategy_lines(
+    ax: Axes,
+    runs: pd.DataFrame,
+    metric: str,
+    strategies: Sequence[str],
+    palette: dict[str, str],
+    spread: Spread,
+    *,
+    x: str = "n_labeled",
+    suffix: str = "",
+    **line_kw: object,
+) -> None:
+    """One mean line with its spread over seeds per strategy, against ``x``; each line is
+    labelled with the strategy's name followed by ``suffix``."""
+    scale = 100.0 if x == "frac_labeled" else 1.0
     for strategy in strategies:
         sub = runs[runs["strategy"] == strategy]
         if not sub.empty:
-            agg = aggregate_over_seeds(sub, metric, by=("strategy",))
+            agg = aggregate_over_seeds(sub, metric, by=("strategy",), x=x)
             plot_mean_spread(
-                ax, agg, "round", color=palette[strategy], label=strategy, spread=spread
+                ax,
+                agg,
+                x,
+                color=palette[strategy],
+                label=f"{strategy}{suffix}",
+                spread=spread,
+                scale_x=scale,
+                **line_kw,
             )
 
 
@@ -102,13 +137,14 @@ def learning_curves(
     model: str | None = None,
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    x: str = "n_labeled",
     batch_size: int | None = None,
     strategies: Sequence[str] | None = None,
     palette: dict[str, str] | None = None,
     spread: Spread = "minmax",
     fig: Figure | SubFigure | None = None,
 ) -> Figure | SubFigure:
-    """Figure 2: metrics per strategy against round, one panel per metric, for one model.
+    """Figure 2: metrics per strategy against labeled cells, one panel per metric, one model.
 
     Parameters
     ----------
@@ -118,6 +154,9 @@ def learning_curves(
         Model to show; default the first model in ``results``.
     metrics
         Metric columns, one panel each.
+    x
+        Column on the x axis: ``"n_labeled"`` (labeled cells, default), ``"frac_labeled"``
+        (drawn as % of the pool) or ``"round"``.
     batch_size
         Batch size to show; default the largest present.
     strategies
@@ -136,18 +175,18 @@ def learning_curves(
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
+    check_x(x)
     model, runs, ceiling, strategies, palette = _prepare(
-        results, model, metrics, strategies, palette
+        results, model, [*metrics, x], strategies, palette
     )
     batch_size = _resolve_batch_size(runs, batch_size)
     runs = runs[runs["batch_size"] == batch_size]
     fig = _target_figure(fig, 1, len(metrics))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        _strategy_lines(ax, runs, metric, strategies, palette, spread)
+        strategy_lines(ax, runs, metric, strategies, palette, spread, x=x)
         draw_ceiling(ax, ceiling, metric, spread=spread)
-        ax.set_xlabel("Round")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        set_x_axis(ax, x)
         ax.set_ylabel(metric_label(metric))
         _metric_ylim(ax, metric)
         ax.grid(alpha=0.3)
@@ -162,13 +201,15 @@ def metric_grid(
     model: str | None = None,
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    x: str = "n_labeled",
     batch_sizes: Sequence[int] | None = None,
     strategies: Sequence[str] | None = None,
     palette: dict[str, str] | None = None,
     spread: Spread = "minmax",
     fig: Figure | SubFigure | None = None,
 ) -> Figure | SubFigure:
-    """Figure 3: metrics (rows) by batch size (columns) against round, one line per strategy.
+    """Figure 3: metrics (rows) by batch size (columns) against labeled cells, one line per
+    strategy.
 
     Parameters
     ----------
@@ -180,7 +221,7 @@ def metric_grid(
         Metric columns, one row of panels each.
     batch_sizes
         Batch sizes, one column each; default all present, ascending.
-    strategies, palette, spread, fig
+    x, strategies, palette, spread, fig
         As in :func:`learning_curves`.
 
     Returns
@@ -190,8 +231,9 @@ def metric_grid(
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
+    check_x(x)
     model, runs, ceiling, strategies, palette = _prepare(
-        results, model, metrics, strategies, palette
+        results, model, [*metrics, x], strategies, palette
     )
     sizes = [_resolve_batch_size(runs, b) for b in (batch_sizes or batch_sizes_of(runs) or [None])]
     fig = _target_figure(fig, len(metrics), len(sizes))
@@ -199,16 +241,14 @@ def metric_grid(
     for i, metric in enumerate(metrics):
         for j, size in enumerate(sizes):
             ax = axes[i, j]
-            _strategy_lines(
-                ax, runs[runs["batch_size"] == size], metric, strategies, palette, spread
-            )
+            sub = runs[runs["batch_size"] == size]
+            strategy_lines(ax, sub, metric, strategies, palette, spread, x=x)
             draw_ceiling(ax, ceiling, metric, spread=spread)
             ax.grid(alpha=0.3)
             if i == 0:
                 ax.set_title(f"batch size {size}")
             if i == len(metrics) - 1:
-                ax.set_xlabel("Round")
-                ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+                set_x_axis(ax, x)
             if j == 0:
                 ax.set_ylabel(metric_label(metric))
         _metric_ylim(axes[i, 0], metric)
@@ -230,11 +270,13 @@ def curves_by_fraction(
     model: str | None = None,
     *,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    x: str = "frac_labeled",
     strategies: Sequence[str] | None = None,
     spread: Spread = "minmax",
     fig: Figure | SubFigure | None = None,
 ) -> Figure | SubFigure:
-    """Figure 4: metrics against % of the pool labeled, one column per strategy.
+    """Figure 4: metrics against % of the pool labeled (or labeled cells), one column per
+    strategy and one line per batch size.
 
     Parameters
     ----------
@@ -244,6 +286,9 @@ def curves_by_fraction(
         Model to show; default the first model in ``results``.
     metrics
         Metric columns, one row of panels each.
+    x
+        ``"frac_labeled"`` (% of the pool, default), ``"n_labeled"`` (the report's choice) or
+        ``"round"``.
     strategies
         Strategies, one column each; default all present.
     spread, fig
@@ -256,8 +301,8 @@ def curves_by_fraction(
     """
     if isinstance(metrics, str):
         metrics = (metrics,)
-    require_columns(results, ["frac_labeled"], arg="results")
-    model, runs, ceiling, strategies, _ = _prepare(results, model, metrics, strategies, {})
+    check_x(x)
+    model, runs, ceiling, strategies, _ = _prepare(results, model, [*metrics, x], strategies, {})
     sizes = batch_sizes_of(runs)
     colors = batch_size_palette(sizes)
     fig = _target_figure(fig, len(metrics), len(strategies))
@@ -270,26 +315,27 @@ def curves_by_fraction(
                 sub = sub_s[sub_s["batch_size"] == size]
                 if sub.empty:
                     continue
-                agg = aggregate_over_seeds(sub, metric, by=("batch_size",), x="frac_labeled")
+                agg = aggregate_over_seeds(sub, metric, by=("batch_size",), x=x)
                 plot_mean_spread(
                     ax,
                     agg,
-                    "frac_labeled",
+                    x,
                     color=colors[size],
                     label=str(size),
                     spread=spread,
-                    scale_x=100.0,
+                    scale_x=100.0 if x == "frac_labeled" else 1.0,
                 )
             draw_ceiling(ax, ceiling, metric, spread=spread)
             ax.grid(alpha=0.3)
             if i == 0:
                 ax.set_title(strategy)
             if i == len(metrics) - 1:
-                ax.set_xlabel(metric_label("frac_labeled"))
+                set_x_axis(ax, x)
             if j == 0:
                 ax.set_ylabel(metric_label(metric))
         _metric_ylim(axes[i, 0], metric)
     handles, labels = unique_handles(axes.ravel())
     legend_outside(fig, handles, labels, title="batch size")
-    fig.suptitle(f"{model}: metrics against the labeled fraction of the pool")
+    against = "the labeled fraction of the pool" if x == "frac_labeled" else metric_label(x).lower()
+    fig.suptitle(f"{model}: metrics against {against}")
     return fig

@@ -7,20 +7,24 @@ from collections.abc import Sequence
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.ticker import MaxNLocator
 
-from scactive._errors import InputError
-from scactive.pl._curves import _BASE_COLUMNS, _metric_ylim, _prepare, _resolve_batch_size
+from scactive.pl._curves import (
+    _BASE_COLUMNS,
+    _metric_ylim,
+    _prepare,
+    _resolve_batch_size,
+    check_x,
+    set_x_axis,
+    strategy_lines,
+)
 from scactive.pl._style import (
     MODEL_LINESTYLES,
     Spread,
     active_rows,
-    aggregate_over_seeds,
     axes_legend_outside,
     draw_ceiling,
     metric_label,
     pick_model,
-    plot_mean_spread,
     require_columns,
     strategy_palette,
 )
@@ -66,8 +70,7 @@ def labels_curve(
     matplotlib.figure.Figure
         The figure holding the axes.
     """
-    if x not in ("n_labeled", "frac_labeled", "round"):
-        raise InputError(f"x={x!r} is not valid; expected 'n_labeled', 'frac_labeled' or 'round'.")
+    check_x(x)
     require_columns(results, [*_BASE_COLUMNS, x, metric], arg="results")
     all_models = [str(m) for m in pd.unique(results["model"].dropna())]
     if model is None:
@@ -83,27 +86,14 @@ def labels_curve(
         ax = fig.add_subplot()
     styles = {m: MODEL_LINESTYLES[i % len(MODEL_LINESTYLES)] for i, m in enumerate(models)}
     several = len(models) > 1
-    scale = 100.0 if x == "frac_labeled" else 1.0
     for m in models:
         _, runs, ceil, strats, _ = _prepare(results, m, [metric], strategies, palette)
         size = _resolve_batch_size(runs, batch_size)
         runs = runs[runs["batch_size"] == size]
-        for strategy in strats:
-            sub = runs[runs["strategy"] == strategy]
-            if sub.empty:
-                continue
-            agg = aggregate_over_seeds(sub, metric, by=("strategy",), x=x)
-            label = f"{strategy} ({m})" if several else strategy
-            plot_mean_spread(
-                ax,
-                agg,
-                x,
-                color=palette[strategy],
-                label=label,
-                spread=spread,
-                scale_x=scale,
-                linestyle=styles[m],
-            )
+        suffix = f" ({m})" if several else ""
+        strategy_lines(
+            ax, runs, metric, strats, palette, spread, x=x, suffix=suffix, linestyle=styles[m]
+        )
         if ceiling:
             draw_ceiling(
                 ax,
@@ -114,9 +104,7 @@ def labels_curve(
                 linestyle="--" if not several else styles[m],
                 spread=spread,
             )
-    ax.set_xlabel(metric_label(x))
-    if x != "frac_labeled":
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    set_x_axis(ax, x)
     ax.set_ylabel(metric_label(metric))
     _metric_ylim(ax, metric)
     ax.grid(alpha=0.3)

@@ -118,16 +118,17 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
         parts.append('<p class="note">No split.csv: figure 1 not drawn.</p>')
     specs: list[tuple[str, str, Callable[[str], Figure | SubFigure] | None, str]] = [
         ("2", "learning_curves", lambda m: pl.learning_curves(results, m, palette=spal),
-         "Figure 2 ({m}). Accuracy, macro F1 and validation loss per strategy against the round "
-         "at the largest batch size; lines are the mean over seeds, shading the min-max range; "
-         "the dashed line is the ceiling (model trained on the whole pool)."),
+         "Figure 2 ({m}). Accuracy, macro F1 and validation loss per strategy against labeled "
+         "cells at the largest batch size; lines are the mean over seeds, shading the min-max "
+         "range; the dashed line is the ceiling (model trained on the whole pool)."),
         ("3", "metric_grid", lambda m: pl.metric_grid(results, m, palette=spal),
-         "Figure 3 ({m}). Metrics (rows) by batch size (columns) against the round, one line "
-         "per strategy (mean over seeds, min-max shaded); dashed: ceiling."),
-        ("4", "curves_by_fraction", lambda m: pl.curves_by_fraction(results, m),
-         "Figure 4 ({m}). Metrics against the percentage of the pool labeled, one panel per "
-         "strategy and one line per batch size (mean over seeds, min-max shaded); dashed: "
-         "ceiling."),
+         "Figure 3 ({m}). Metrics (rows) by batch size (columns) against labeled cells, one "
+         "line per strategy (mean over seeds, min-max shaded); dashed: ceiling."),
+        ("4", "curves_by_fraction",
+         lambda m: pl.curves_by_fraction(results, m, x="n_labeled"),
+         "Figure 4 ({m}). Metrics against labeled cells, one panel per strategy and one line "
+         "per batch size (mean over seeds, min-max shaded): the batch sizes compared at the "
+         "same labeling cost; dashed: ceiling."),
         ("5", "batch_composition",
          None if picks is None else lambda m: pl.batch_composition(
              picks, split, model=m, palette=cpal),
@@ -149,7 +150,7 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
     titles = {
         "2": "Learning curves",
         "3": "Metrics by batch size",
-        "4": "Metrics against the labeled fraction",
+        "4": "Batch sizes at the same number of labels",
         "5": "Composition of the picked batches",
         "6": "Picked cells in PCA space",
         "7": "Cell types found",
