@@ -115,7 +115,7 @@ def test_wkmc_picks_among_most_uncertain(fitted):
     assert set(picks) <= shortlist
 
 
-@pytest.mark.parametrize("name", ["qbc", "bald", "diversity", "cold-start"])
+@pytest.mark.parametrize("name", ["qbc", "bald", "diversity"])
 def test_costly_strategies_choose_among_a_sample_of_a_large_pool(name, fitted):
     learner, X, labeled = fitted
     embedding = X[:, :5].copy()
@@ -136,6 +136,27 @@ def test_costly_strategies_choose_among_a_sample_of_a_large_pool(name, fitted):
     expected = full(learner, X, labeled=outside, rng=rng, **kwargs)
     np.testing.assert_array_equal(picks, expected)
     assert np.isin(picks, sample).all() and len(set(picks)) == 6
+
+
+def test_cold_start_clusters_the_labeled_cells_and_a_sample_of_the_unlabeled(fitted):
+    _, X, labeled = fitted
+    embedding = X[:, :5].copy()
+    unlabeled = np.flatnonzero(~labeled)
+    kwargs = dict(batch_size=6, embedding=embedding)
+    full = get_strategy("cold-start", max_candidates=None)
+    roomy = get_strategy("cold-start", max_candidates=len(unlabeled))
+    np.testing.assert_array_equal(
+        roomy(None, X, labeled=labeled, rng=3, **kwargs),
+        full(None, X, labeled=labeled, rng=3, **kwargs),
+    )
+    picks = get_strategy("cold-start", max_candidates=40)(None, X, labeled=labeled, rng=3, **kwargs)
+    rng = np.random.default_rng(3)
+    sample = np.sort(rng.choice(unlabeled, 40, replace=False))
+    seen = np.sort(np.concatenate([np.flatnonzero(labeled), sample]))
+    expected = full(
+        None, X[seen], labeled=labeled[seen], rng=rng, batch_size=6, embedding=embedding[seen]
+    )
+    np.testing.assert_array_equal(picks, seen[expected])
 
 
 def test_uncertainty_is_the_paper_name_of_entropy():
@@ -181,6 +202,36 @@ def test_typiclust_picks_a_typical_cell_not_an_outlier():
     centre = X[group == 0].mean(0)
     pick0 = picks[group[picks] == 0][0]
     assert np.linalg.norm(X[pick0] - centre) < 1.5
+
+
+def _mean_distance_to_nearest(points: np.ndarray, k: int) -> np.ndarray:
+    """Each point's mean distance to its ``k`` nearest other points, by brute force."""
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    return np.sort(distances, axis=1)[:, 1 : k + 1].mean(axis=1)
+
+
+def test_typiclust_picks_the_densest_point_of_each_planted_cluster():
+    rng = np.random.default_rng(4)
+    centres = np.array([[0.0, 0.0], [40.0, 0.0], [0.0, 40.0]])
+    group = np.repeat(np.arange(3), [90, 50, 25])
+    X = centres[group] + rng.normal(size=(len(group), 2)) * np.array([3.0, 1.0, 2.0])[group, None]
+    labeled = np.zeros(len(X), bool)
+    picks = get_strategy("typiclust")(None, X, labeled=labeled, batch_size=3, rng=0, embedding=X)
+    for blob in range(3):  # scikit-activeml's typicality: the mean distance to 5 neighbours
+        members = np.flatnonzero(group == blob)
+        densest = members[np.argmin(_mean_distance_to_nearest(X[members], 5))]
+        assert densest in picks, (blob, picks)
+
+
+def test_coreset_picks_the_farthest_point_then_the_farthest_from_both():
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, size=(60, 2))
+    X[0] = [0.0, 0.0]  # the labeled cell
+    X[17] = [50.0, 0.0]  # the farthest from it
+    X[33] = [-30.0, 0.0]  # the farthest from it and from X[17]
+    labeled = np.arange(60) == 0
+    picks = get_strategy("coreset")(None, X, labeled=labeled, batch_size=2, rng=0, embedding=X)
+    assert list(picks) == [17, 33]
 
 
 def test_hybrid_switches_from_typical_to_uncertain_cells_by_labels_per_type(fitted):

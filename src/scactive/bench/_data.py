@@ -22,10 +22,12 @@ from ..pp import (
     FeatureSpace,
     detected_per_cell,
     filter_cells,
+    gene_symbols,
     genes_to_remove,
     normalize,
     subset_csr,
 )
+from ..strategies._cold import ColdStart, cold_start, found_markers, marker_pairs
 
 logger = logging.getLogger("scactive")
 
@@ -35,6 +37,11 @@ PREPARATION = (
     "layer", "use_raw", "remove_mito", "remove_ribo", "remove_hemoglobin", "min_genes",
     "min_cells", "n_top_genes", "n_pcs", "val_fraction",
 )  # fmt: skip
+#: The keywords of how the initially labeled cells are chosen (``simulate`` takes them).
+INITIAL = ("initial", "initial_strategy", "markers")
+#: How the initially labeled cells may be chosen (``initial_strategy``): at random (the
+#: paper's), the typical cells of the pool's clusters, or by the types' marker genes.
+INITIAL_STRATEGIES = ("random", ColdStart.name, "markers")
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,11 @@ class DataOptions:
     scale: bool = True
     val_fraction: float = 0.2
     initial: float = 0.2
+    #: How the initial cells are chosen, one of :data:`INITIAL_STRATEGIES`.
+    initial_strategy: str = "random"
+    #: Cell type -> marker genes, for ``initial_strategy="markers"`` (kept as pairs
+    #: ``(type, genes)``, so the options stay hashable and their JSON records the genes).
+    markers: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     #: Refuse a ``min_genes`` filter that removes a whole cell type or most cells: set when
     #: ``min_genes`` was left at the paper's 500, which suits whole transcriptomes, not data
     #: cut to a gene subset (see :func:`check_min_genes`).
@@ -75,13 +87,14 @@ class DataOptions:
                 f"val_fraction={self.val_fraction}; expected a fraction between 0 and 1."
             )
         check_initial(self.initial)
+        check_initial_strategy(self)
 
     @classmethod
     def from_keywords(cls, *, caller: Callable | None = None, **keywords) -> DataOptions:
         """The options given as keywords of a public function (:data:`PREPARATION`, and
-        ``initial`` where the function takes it). An unknown keyword is refused by name, with
-        the closest name among these and the parameters of ``caller``."""
-        unknown = sorted(set(keywords) - {*PREPARATION, "initial"})
+        :data:`INITIAL` where the function takes them). An unknown keyword is refused by name,
+        with the closest name among these and the parameters of ``caller``."""
+        unknown = sorted(set(keywords) - {*PREPARATION, *INITIAL})
         if not unknown:
             return cls(**keywords, check_min_genes="min_genes" not in keywords)
         names = list(PREPARATION)
@@ -111,14 +124,39 @@ def check_initial(initial: float) -> None:
     )
 
 
+def check_initial_strategy(options: DataOptions) -> None:
+    """Refuse an unknown ``initial_strategy``, and markers without the strategy that reads
+    them or the other way round; the markers are kept as pairs (type, genes)."""
+    name, markers = options.initial_strategy, options.markers
+    if name not in INITIAL_STRATEGIES:
+        raise InputError(
+            f"initial_strategy={name!r} (--initial-strategy) is not valid; expected one of "
+            f"{', '.join(map(repr, INITIAL_STRATEGIES))}."
+        )
+    if markers is not None:
+        object.__setattr__(options, "markers", marker_pairs(markers) or None)
+    if name == "markers" and options.markers is None:
+        raise InputError(
+            "initial_strategy='markers' (--initial-strategy markers) needs marker genes: "
+            "give markers= (a mapping type -> genes) or --markers FILE."
+        )
+    if name != "markers" and options.markers is not None:
+        raise InputError(
+            f"Marker genes are read by initial_strategy='markers' only; got "
+            f"initial_strategy={name!r}. Add --initial-strategy markers, or leave out --markers."
+        )
+
+
 @dataclass
 class PreparedData:
-    """Cells that take part in the simulation, normalised, and why the others were left out."""
+    """Cells that take part in the simulation, normalised, and why the others were left out
+    (and, for a marker-based start, each type's marker genes as positions in ``adata``)."""
 
     adata: ad.AnnData
     labels: np.ndarray
     left_out: pd.DataFrame
     checksum: str
+    marker_genes: dict[str, list[int]] | None = None
 
     @property
     def classes(self) -> np.ndarray:
@@ -189,7 +227,10 @@ def prepare(
     )
     data.uns["scactive_removed_genes"] = removed
     normalize(data)
-    return PreparedData(data, kept_labels, left_out, checksum)
+    genes = None
+    if options.markers:  # each type's markers as positions in data, by symbol or name
+        genes = found_markers((gene_symbols(data), data.var_names), dict(options.markers))
+    return PreparedData(data, kept_labels, left_out, checksum, genes)
 
 
 def check_min_genes(labels: pd.Series, detected: np.ndarray, n_genes: int, min_genes: int):
@@ -258,10 +299,7 @@ class SeedData:
                 f"and validation with val_fraction={self.options.val_fraction}: {err}"
             ) from err
         pool, val = np.sort(pool), np.sort(val)
-        n_initial = initial_count(self.options.initial, len(pool))
-        rng = np.random.default_rng([self.seed, 0])
-        initial = np.sort(rng.choice(len(pool), n_initial, replace=False))
-        return pool, val, initial
+        return pool, val, initial_count(self.options.initial, len(pool))
 
     @property
     def pool(self) -> np.ndarray:
@@ -271,10 +309,17 @@ class SeedData:
     def val(self) -> np.ndarray:
         return self._split[1]
 
-    @property
+    @cached_property
     def initial(self) -> np.ndarray:
-        """Positions (into the pool) of the initially labeled cells."""
-        return self._split[2]
+        """Positions (into the pool) of the initially labeled cells, sorted: drawn at random,
+        or picked by the cold start (``initial_strategy``); they depend on the seed and the
+        options only, so every process and worker finds the same ones."""
+        rng = np.random.default_rng([self.seed, 0])
+        if self.options.initial_strategy == "random":
+            return np.sort(rng.choice(len(self.pool), self._split[2], replace=False))
+        genes = self.prepared.marker_genes if self.options.initial_strategy == "markers" else None
+        strategy = cold_start(self.prepared.adata.X[self.pool] if genes else None, genes)
+        return np.sort(strategy.first_cells(self.embedding, self._split[2], rng))
 
     @cached_property
     def features(self) -> FeatureSpace:

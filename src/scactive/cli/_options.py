@@ -11,6 +11,7 @@ import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import click
@@ -41,6 +42,23 @@ Jobs = Annotated[
     ),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")]
+InitialStrategy = Annotated[
+    str,
+    typer.Option(
+        help="How the initially labeled cells are chosen: {initial_strategies}. 'random' is "
+        "the paper's; 'cold-start' takes the most typical cell of each Leiden cluster of the "
+        "pool's PCA; 'markers' the cells scoring highest for each type's markers (--markers)."
+    ),
+]
+MarkersFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--markers",
+        help="Marker genes for --initial-strategy markers: CSV/TSV with columns type,gene, or "
+        "JSON {type: \\[genes]}.",
+        show_default=False,
+    ),
+]
 Plugins = Annotated[
     list[str] | None,
     typer.Option(
@@ -79,6 +97,13 @@ def learner_names() -> str:
     return f"{learners}; baselines (may answer 'unassigned'): {names(annotators)}"
 
 
+def initial_strategy_names() -> str:
+    """How the initial cells may be chosen (``--initial-strategy``), for a help text."""
+    from ..bench._data import INITIAL_STRATEGIES
+
+    return names(INITIAL_STRATEGIES)
+
+
 def method_names() -> str:
     """The methods ``compare`` can run (every learner and the real tools), for a help text."""
     from ..comparison._tools import TOOLS
@@ -91,6 +116,7 @@ LISTS: dict[str, Callable[[], str]] = {
     "{strategies}": strategy_names,
     "{learners}": learner_names,
     "{methods}": method_names,
+    "{initial_strategies}": initial_strategy_names,
 }
 
 

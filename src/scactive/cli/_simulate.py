@@ -53,6 +53,8 @@ def simulate(
         float,
         typer.Option(help="Initially labeled: a fraction of the pool (below 1) or a cell count."),
     ] = 0.2,
+    initial_strategy: opt.InitialStrategy = "random",
+    markers: opt.MarkersFile = None,
     stop_fraction: Annotated[
         float | None,
         typer.Option(help="Query until this fraction of the pool is labeled (overrides --rounds)."),
@@ -88,6 +90,10 @@ def simulate(
         data, data_choices = demo(data_choices)
     out = out if out is not None else Path("runs") / Path(data).name.split(".")[0]
     with run_guard(out, "grid cells"):
+        if markers is not None:
+            from ..app import read_markers
+
+            markers = read_markers(markers)
         adata, label_key = read_run_data(
             data, out, label_key=label_key, plugins=plugin, transpose=data_choices.transpose
         )
@@ -101,6 +107,8 @@ def simulate(
             seeds=seeds,
             n_rounds=rounds,
             initial=initial,
+            initial_strategy=initial_strategy,
+            markers=markers,
             stop_fraction=stop_fraction,
             epochs=epochs,
             retrain=retrain,

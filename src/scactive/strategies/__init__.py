@@ -15,6 +15,14 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "strategy_names",
             "strategy_tags",
         ),
+        "._cold": (
+            "ColdStart",
+            "MarkerColdStart",
+            "cold_start",
+            "marker_positions",
+            "marker_scores",
+            "typicality",
+        ),
         "._scores": (
             "bald_scores",
             "entropy_scores",
@@ -24,7 +32,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._select": ("kmeans_nearest_centre", "kmeans_one_per_cluster", "top_k"),
         "._strategies": (
             "BALD",
-            "ColdStart",
             "DiversitySampling",
             "QueryByCommittee",
             "RandomSampling",

@@ -19,9 +19,9 @@ from functools import partial
 
 from .._errors import InputError, unknown_name
 from .._plugins import load_entry_points
+from ._cold import ColdStart
 from ._strategies import (
     BALD,
-    ColdStart,
     DiversitySampling,
     QueryByCommittee,
     RandomSampling,

@@ -17,7 +17,7 @@ from .._checks import check_batch_size
 from .._errors import InputError
 from .._random import derive_seed
 from ._scores import bald_scores, entropy_scores, least_confidence_scores, margin_scores
-from ._select import kmeans_nearest_centre, kmeans_one_per_cluster, top_k
+from ._select import kmeans_one_per_cluster, top_k
 
 #: Unlabeled cells the costly strategies (MC dropout, k-means) choose among, at most.
 MAX_CANDIDATES = 50_000
@@ -235,25 +235,3 @@ class WeightedKMeans(Strategy):
         rows = _rows(self, X, candidates, embedding)
         space = _space(rows, embedding, self.use_pca, rng)[shortlist]
         return candidates[shortlist[kmeans_one_per_cluster(space, k, rng)]]
-
-
-@dataclass(frozen=True)
-class ColdStart(Strategy):
-    """k-means with k = batch size, the cell nearest each centre: for the first cells of a
-    pool, before labels of two types exist (no learner needed)."""
-
-    n_init: int = 3
-    use_pca: bool = True
-    max_candidates: int | None = MAX_CANDIDATES
-    name = "cold-start"
-    needs_learner = False
-    uses_embedding = True
-
-    def select(self, learner, X, embedding, k, rng):
-        space = _space(X, embedding, self.use_pca, rng)
-        return kmeans_nearest_centre(space, k, rng, n_init=self.n_init)
-
-    def _pick(self, learner, X, candidates, embedding, k, rng):
-        return candidates[
-            self.select(learner, _rows(self, X, candidates, embedding), embedding, k, rng)
-        ]
