@@ -359,12 +359,14 @@ def test_write_report(tmp_path, tables):
     text = path.read_text("utf-8")
     n_img = text.count('<img src="data:image/png;base64,')
     assert n_img >= 6
-    assert n_img == 1 + 5 * len(MODELS)  # figure 1 once, figures 2-6 per model
+    assert n_img == 1 + 6 * len(MODELS)  # figure 1 once, figures 2-6 and 8 per model
     pngs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
     assert len(pngs) == n_img
     assert "fig1_celltypes.png" in pngs and "fig2_learning_curves_mlp2.png" in pngs
-    for num in range(1, 7):
+    for num in (1, 2, 3, 4, 5, 6, 8):
         assert any(name.startswith(f"fig{num}_") for name in pngs)
+    # no stopping columns in these results: no figure 9, no stopping sentence
+    assert "Stopping rule" not in text and "stopping rule" not in text
     assert all((tmp_path / "figures" / n).read_bytes().startswith(b"\x89PNG") for n in pngs)
     # self-contained: no external references of any kind
     assert "http://" not in text and "https://" not in text
@@ -397,7 +399,7 @@ def test_report_draws_the_cell_types_found(tmp_path, tables):
     assert "Figure 7. Cell types found" in text
     pngs = {p.name for p in (tmp_path / "figures").glob("*.png")}
     assert {f"fig7_types_found_{m}.png" for m in MODELS} <= pngs
-    assert text.count('<img src="data:image/png;base64,') == 1 + 6 * len(MODELS)
+    assert text.count('<img src="data:image/png;base64,') == 1 + 7 * len(MODELS)
 
 
 def _planted_runs(start: float = 0.2) -> pd.DataFrame:
@@ -422,15 +424,15 @@ def test_headline_pairs_each_strategy_with_random_on_a_fixed_target():
 
     table = headline_table(_planted_runs(), target=0.95).set_index("strategy")
     good, same = table.loc["good"], table.loc["same"]
-    assert good["target_f1"] == pytest.approx(0.76)  # 0.95 x the mean ceiling, every seed
+    assert good["target_f1_95"] == pytest.approx(0.76)  # 0.95 x the mean ceiling, every seed
     # random reaches 0.76 at 20 + 0.56 / 0.006 -> the 120-label round is past the end: not
     # reached; 'good' reaches it at 20 + 0.56 / 0.012 = 66.7 -> the 80-label round
-    assert good["seeds_reached"] == 4 and good["seeds_reached_random"] == 0
+    assert good["seeds_reached_95"] == 4 and good["seeds_reached_random_95"] == 0
     assert good["verdict"] == "better" and good["wins"] == 4 and good["auc_gain"] > 0
     assert same["verdict"] == "no clear difference" and same["wins"] == 2
     text = " ".join(headline_text(headline_table(_planted_runs(), 0.95), 0.95))
     assert "good gains most over random" in text
-    assert "reaches macro-F1 0.760 in 4 of 4 seeds, random in 0." in text
+    assert "95% of the mean ceiling (macro-F1 0.760): reached in 4 of 4 seeds, random in 0." in text
     late = " ".join(headline_text(headline_table(_planted_runs(start=0.9), 0.95), 0.95))
     assert "the start already reaches 95% of the ceiling" in late
 

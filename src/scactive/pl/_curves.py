@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -93,6 +94,19 @@ def _target_figure(fig: Figure | SubFigure | None, nrows: int, ncols: int) -> Fi
     if fig.axes:
         raise InputError("fig already has axes; pass an empty Figure (or SubFigure) or fig=None.")
     return fig
+
+
+def panel_grid(
+    fig: Figure | SubFigure | None, n_panels: int, max_cols: int = 4
+) -> tuple[Figure | SubFigure, list[Axes]]:
+    """``n_panels`` axes sharing both axes, at most ``max_cols`` a row, in an empty figure."""
+    ncols = max(1, min(int(max_cols), n_panels))
+    nrows = math.ceil(n_panels / ncols)
+    fig = _target_figure(fig, nrows, ncols)
+    axes = list(fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True).ravel())
+    for ax in axes[n_panels:]:
+        ax.remove()
+    return fig, axes[:n_panels]
 
 
 def _metric_ylim(ax: Axes, metric: str) -> None:

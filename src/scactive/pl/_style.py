@@ -27,6 +27,9 @@ Spread = Literal["minmax", "std"] | None
 CEILING = "ceiling"
 """Value of the ``strategy`` column for the model trained on the whole pool."""
 
+RUN_KEYS = ["model", "strategy", "batch_size", "seed"]
+"""Columns of ``results.csv`` that identify one run (its rounds share them)."""
+
 MODEL_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 METRIC_LABELS: dict[str, str] = {
     "accuracy": "Accuracy",
@@ -130,6 +133,13 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], *, arg: str) -> No
             f"{arg} lacks column(s) {missing}; available: {list(df.columns)}. "
             "Pass the table written by `scactive simulate`."
         )
+
+
+def as_bool(col: pd.Series) -> pd.Series:
+    """A boolean column read back from CSV may be bool, 0/1 or the strings True/False."""
+    if col.dtype == bool:
+        return col
+    return col.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
 
 
 def pick_model(df: pd.DataFrame, model: str | None, *, arg: str = "results") -> str:

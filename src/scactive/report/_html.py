@@ -11,7 +11,8 @@ from string import Template
 
 import pandas as pd
 
-from scactive.report._summary import FINAL_METRICS
+from scactive.pl._style import as_bool
+from scactive.report._runs import FINAL_METRICS, level_name, levels_with
 
 
 def esc(value: object) -> str:
@@ -89,18 +90,11 @@ def parameters(config: Mapping[str, object]) -> str:
     return "\n".join(parts)
 
 
-def _is_true(col: pd.Series) -> pd.Series:
-    """Booleans read back from CSV may be bool, 0/1 or the strings True/False."""
-    if col.dtype == bool:
-        return col
-    return col.astype(str).str.strip().str.lower().isin(["true", "1", "1.0", "yes"])
-
-
 def early_stops(results: pd.DataFrame, config: Mapping[str, object]) -> str:
     """Notes on runs that stopped because the pool ran out and on skipped grid cells."""
     parts = []
     if "pool_exhausted" in results.columns:
-        stopped = results[_is_true(results["pool_exhausted"])]
+        stopped = results[as_bool(results["pool_exhausted"])]
         if len(stopped):
             rows = [
                 (r.model, r.strategy, _int_text(r.batch_size), _int_text(r.seed),
@@ -189,11 +183,15 @@ def _mean_std(mean: object, std: object, digits: int = 3) -> str:
 
 def summary(table_df: pd.DataFrame, target: float) -> str:
     """The summary table (from :func:`~scactive.report.summary_table`) as HTML."""
+    levels = [level_name(level) for level in levels_with(target)]
     header = [
         "model", "strategy", "batch size", "seeds", "labeled (final)",
         *(f"{m.replace('_', ' ')} (final)" for m in FINAL_METRICS),
-        "macro F1 curve area", f"labels to {100 * target:g}% of ceiling macro F1",
+        "macro F1 curve area", *(f"labels to {pct}% of the target" for pct in levels),
     ]  # fmt: skip
+    stopping = "seeds_stopped" in table_df.columns
+    if stopping:
+        header.append("stopping rule: labels (macro F1, estimate there)")
     rows = []
     for r in table_df.to_dict("records"):
         rows.append(
@@ -205,7 +203,19 @@ def summary(table_df: pd.DataFrame, target: float) -> str:
                 _int_text(round(r["final_n_labeled"])) if pd.notna(r["final_n_labeled"]) else "",
                 *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in FINAL_METRICS),
                 _mean_std(r["auc_macro_f1_mean"], r["auc_macro_f1_std"]),
-                r["labels_to_target_text"],
+                *(r[f"labels_to_{pct}_text"] for pct in levels),
+                *([_stop_cell(r)] if stopping else []),
             ]
         )
     return table(header, rows, numeric=set(range(2, len(header))))
+
+
+def _stop_cell(row: Mapping[str, object]) -> str:
+    """``"47 (0.612, 0.655; 2/3 seeds)"``, ``"no stop"``, or empty for the ceiling."""
+    if pd.isna(row["seeds_stopped"]):
+        return ""
+    if not row["seeds_stopped"]:
+        return "no stop"
+    truth, estimate = (_mean_std(row[f"{m}_at_stop"], None) for m in ("macro_f1", "estimated_f1"))
+    seeds = f"{int(row['seeds_stopped'])}/{row['n_seeds']} seeds"
+    return f"{row['n_labeled_at_stop']:.0f} ({truth}, {estimate or 'no estimate'}; {seeds})"

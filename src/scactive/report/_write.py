@@ -28,6 +28,25 @@ logger = logging.getLogger("scactive")
 
 FIGURE_DIR = "figures"
 REPORT_NAME = "report.html"
+RARE_TYPES = 4
+"""Cell types in the rare-type recall figure (the ones with the fewest pool cells)."""
+
+_TITLES = {
+    "2": "Learning curves",
+    "3": "Metrics by batch size",
+    "4": "Batch sizes at the same number of labels",
+    "5": "Composition of the picked batches",
+    "6": "Picked cells in PCA space",
+    "7": "Cell types found",
+    "8": "Recall of the rarest cell types",
+    "9": "Stopping rule: estimate vs truth",
+}
+_NEEDS = {
+    "5": "picks.csv",
+    "6": "picks.csv and split.csv",
+    "7": "results with n_types_found",
+    "8": "split.csv (its pool cells rank the cell types)",
+}
 
 
 @dataclass
@@ -146,20 +165,27 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
          "Figure 7 ({m}). Cell types with at least one label against labeled cells, at the "
          "largest batch size (mean over seeds, min-max shaded): a strategy that finds every "
          "type early, the rare ones included, is worth more than its macro-F1 at the end shows."),
+        ("8", "rare_type_recall",
+         None if split is None else lambda m: pl.rare_type_recall(
+             results, split, m, n_types=RARE_TYPES, palette=spal),
+         f"Figure 8 ({{m}}). Recall of the {RARE_TYPES} cell types with the fewest pool cells "
+         "(split.csv's pool and initial cells, mean over seeds) against labeled cells at the "
+         "largest batch size, one line per strategy (mean over seeds, min-max shaded; a seed "
+         "whose validation cells hold none of a type has no recall for it); dashed: ceiling."),
     ]  # fmt: skip
-    titles = {
-        "2": "Learning curves",
-        "3": "Metrics by batch size",
-        "4": "Batch sizes at the same number of labels",
-        "5": "Composition of the picked batches",
-        "6": "Picked cells in PCA space",
-        "7": "Cell types found",
-    }
+    if pl.has_stopping(results):  # results written before the stopping rule have no figure 9
+        specs.append(
+            ("9", "stopping_rule", lambda m: pl.stopping_curves(results, m, palette=spal),
+             "Figure 9 ({m}). Stopping rule: estimate vs truth, per strategy at the largest "
+             "batch size: the validation macro F1 (solid; the rule never sees it) and the "
+             "estimate made without held-out labels (dashed) against labeled cells, mean over "
+             "seeds, min-max shaded; the dotted line is where the rule first said stop, "
+             "averaged over the seeds that stopped.")
+        )  # fmt: skip
     for num, stem, draw, caption in specs:
-        parts.append(f"<h3>Figure {num}. {titles[num]}</h3>")
+        parts.append(f"<h3>Figure {num}. {_TITLES[num]}</h3>")
         if draw is None:
-            needs = "results with n_types_found" if num == "7" else "picks.csv and split.csv"
-            parts.append(f'<p class="note">Figure {num} needs {needs}.</p>')
+            parts.append(f'<p class="note">Figure {num} needs {_NEEDS[num]}.</p>')
             continue
         for m in models:
             parts.append(
@@ -185,7 +211,8 @@ def write_report(
     Reads ``results.csv`` (required), ``picks.csv``, ``split.csv`` and ``config.json``
     (optional; what needs a missing file is replaced by a note). The HTML file is
     self-contained: figures are embedded as base64 PNGs and the CSS is inline, so it opens
-    offline. Figures 2-6 are drawn once per model. The summary table is also saved as
+    offline. Figures 2-9 are drawn once per model; figure 9 (the stopping rule) only when
+    ``results.csv`` has ``estimated_f1`` and ``stop``. The summary table is also saved as
     ``outdir/summary.csv``. Every file is written to a temporary name and then renamed, so an
     interrupted run never leaves a half-written report.
 
@@ -237,11 +264,12 @@ def write_report(
         _html.cell_counts(inputs.split, seed),
         _figures(inputs, writer, seed),
         "<h2>Summary</h2>",
-        f"<p>Final metrics are the mean ± standard deviation over seeds at the last round. "
-        f"The curve area is the mean macro F1 over the learning curve (trapezoid over the "
-        f"number of labeled cells, divided by its range). Labels needed: the first number of "
-        f"labeled cells at which macro F1 reached {100 * target:g}% of the ceiling of the same "
-        f"model and seed, averaged over the seeds that reached it.</p>",
+        "<p>Final metrics are the mean ± standard deviation over seeds at the last round. "
+        "The curve area is the mean macro F1 over the learning curve (trapezoid over the "
+        "number of labeled cells, divided by its range). Labels needed: the first number of "
+        "labeled cells at which macro F1 reached the given percentage of the target (the "
+        "ceiling's macro F1 of the same model averaged over seeds, so it does not move "
+        "between seeds), averaged over the seeds that reached it.</p>",
         _html.summary(table, target),
     ]
     if comparison is None and (outdir / _compare.COMPARISON).is_file():
