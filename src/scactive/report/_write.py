@@ -221,7 +221,8 @@ def write_report(
     outdir
         The ``--out`` directory of ``scactive simulate``.
     target
-        Fraction of the ceiling's macro-F1 used for "labels needed" in the summary table.
+        Fraction of the ceiling's macro-F1 (averaged over seeds) for "labels needed" and the
+        headline's start warning; the headline and the summary always give 90% and 95% too.
     dpi
         Resolution of the PNG figures.
     dest
