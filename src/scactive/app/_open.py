@@ -57,7 +57,10 @@ def open_session(
         answers (round 0, source ``seed``).
     markers
         Cell type -> marker genes: the types join the vocabulary, the genes are shown by
-        :meth:`Session.cell_evidence`. Genes not in the data are named in a warning.
+        :meth:`Session.cell_evidence`, and the cold start asks first about the cells scoring
+        highest for each type's markers (:class:`scactive.strategies.MarkerColdStart`; without
+        markers: the most typical cell of each cluster). Genes not in the data are named in a
+        warning.
     model
         The learner preset (``scactive.models.PRESETS``); default: the session's, else mlp2.
     seed

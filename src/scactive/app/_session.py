@@ -24,7 +24,7 @@ from .._checks import check_batch_size
 from .._errors import InputError
 from ..loop import Engine, StoreOracle
 from ..models import TrainedModel, make_learner, save_model
-from ..strategies import ColdStart, get_strategy
+from ..strategies import ColdStart, cold_start, get_strategy
 from ._evidence import Evidence
 from ._export import (
     check_export_targets,
@@ -89,7 +89,11 @@ class Session:
                 self._model.model, prepared.features, rng=seed, given=prepared.input
             ),
             embedding=prepared.pca,
-            cold_start=ColdStart(),
+            # by the markers when the session has some, else the typical cells of clusters
+            cold_start=cold_start(
+                prepared.log.X,
+                Evidence(prepared, umap, self.cells).resolve_markers(store.markers()),
+            ),
         )
         self._model = SessionModel(
             store, self._engine, prepared, model=model, cv_model=cv_model or model, seed=seed

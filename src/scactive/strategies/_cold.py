@@ -133,12 +133,13 @@ def kmeans_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarra
 
 
 def cluster_quota(sizes: np.ndarray, covered: np.ndarray, n_picks: int) -> np.ndarray:
-    """Picks per cluster: the largest uncovered clusters first, one each; above one per
-    cluster, the rest in proportion to size (D'Hondt), never more than a cluster's size."""
+    """Picks per cluster (``sizes``: its cells that may be picked): one each for the largest
+    clusters, those holding a labeled cell (``covered``) last; beyond one per cluster, the
+    rest in proportion to size (D'Hondt), never more than a cluster holds."""
     sizes = np.asarray(sizes, dtype=np.int64)
     quota = np.zeros(len(sizes), dtype=np.int64)
-    order = np.lexsort((np.arange(len(sizes)), -sizes, covered))
-    if n_picks <= len(sizes):
+    if n_picks <= np.count_nonzero(sizes):
+        order = np.lexsort((np.arange(len(sizes)), -sizes, covered, sizes == 0))
         quota[order[:n_picks]] = 1
         return quota
     quota[:] = np.minimum(sizes, 1)
@@ -149,31 +150,26 @@ def cluster_quota(sizes: np.ndarray, covered: np.ndarray, n_picks: int) -> np.nd
 
 
 def typical_cells(
-    points: np.ndarray, clusters: np.ndarray, pickable: np.ndarray, n_picks: int, rng
+    points: np.ndarray, clusters: np.ndarray, pickable: np.ndarray, n_picks: int, rng, depth=0
 ) -> np.ndarray:
     """Positions of ``n_picks`` pickable points: the most typical of each cluster, as many
-    per cluster as :func:`cluster_quota` gives (several spread over it by k-means)."""
+    per cluster as :func:`cluster_quota` gives; a cluster giving several is split by k-means
+    into as many parts, the most typical point of each part (typical within the part)."""
     ids, clusters = np.unique(clusters, return_inverse=True)
     sizes = np.bincount(clusters, weights=pickable, minlength=len(ids)).astype(np.int64)
     covered = np.bincount(clusters, weights=~pickable, minlength=len(ids)) > 0
+    quota = cluster_quota(sizes, covered, n_picks)
     picks = []
-    for c in np.flatnonzero(quota := cluster_quota(sizes, covered, n_picks)):
-        members = np.flatnonzero(clusters == c)
-        typical = np.where(pickable[members], typicality(points[members]), -np.inf)
-        if quota[c] == 1:
-            picks.append(members[np.argmax(typical)])
+    for c in np.flatnonzero(quota):
+        members, n = np.flatnonzero(clusters == c), int(quota[c])
+        if n == 1 or depth == 3:  # (parts of parts: points that k-means cannot part)
+            typical = np.where(pickable[members], typicality(points[members]), -np.inf)
+            picks.extend(members[np.argsort(-typical, kind="stable")[:n]])
             continue
-        chosen = members[pickable[members]]
-        parts = kmeans(len(chosen), int(quota[c]), derive_seed(rng)).fit_predict(points[chosen])
-        best = {}
-        for cell, part in zip(chosen, parts, strict=True):
-            score = typical[np.searchsorted(members, cell)]
-            if part not in best or score > best[part][0]:
-                best[part] = (score, cell)
-        got = [cell for _, cell in best.values()]
-        rest = members[np.argsort(-typical, kind="stable")]
-        rest = rest[~np.isin(rest, got) & pickable[np.searchsorted(members, rest)]]
-        picks.extend([*got, *rest[: int(quota[c]) - len(got)]])  # an empty part: the next typical
+        parts = kmeans(len(members), n, derive_seed(rng)).fit_predict(points[members])
+        picks.extend(
+            members[typical_cells(points[members], parts, pickable[members], n, rng, depth + 1)]
+        )
     return np.asarray(picks, dtype=np.int64)
 
 
