@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ import pandas as pd
 from .._meta import package_version
 from .._random import derive_seed
 from ..loop import Engine, LabelState
+from ..loop._stopping import StoppingMonitor, StoppingRule
 from ..models import TrainedModel, make_learner
 from ._prepare import PreparedCells
 from ._store import SessionError, SessionStore
@@ -80,6 +82,8 @@ class SessionModel:
         self.proba: np.ndarray | None = None
         self.trained_sha: str | None = None
         self.trained_round: int | None = None
+        # the estimate and the stopping rule of simulate, on the same sample of cells
+        self._monitor = StoppingMonitor(len(data.X))
 
     def current(self) -> tuple[object, np.ndarray | None]:
         """The learner and its predictions (None, None untrained)."""
@@ -121,6 +125,7 @@ class SessionModel:
         learner_seed = derive_seed([self.seed, round_])
         report("fit", 0.0)
         learner, proba = self._fit(snap, learner_seed)
+        watched = self._watch(snap, learner, proba)
         report("cross-validation", 0.6)
         cv, folds = self._engine.estimate_accuracy(
             snap.state,
@@ -144,18 +149,43 @@ class SessionModel:
             cv_model=self.cv_model if cv is not None else None,
             learner_seed=learner_seed,
             labels_sha256=snap.sha,
+            **watched,
         )
         recorded = self._store.record_round(**row)
         self._install(learner, proba, snap.sha, recorded)
         report("done", 1.0)
         logger.info(
-            "round %d: %d labeled cells of %d types, estimated accuracy %s",
+            "round %d: %d labeled cells of %d types, estimated macro-F1 %s, agreement %s",
             recorded,
             len(labels),
             snap.n_types,
-            "n/a" if cv is None else f"{cv:.3f}",
+            watched["estimated_f1"],
+            watched["agreement"],
         )
         return {**round_summary({**row, "round": recorded}), "seconds": time.perf_counter() - t0}
+
+    def _watch(self, snap: Snapshot, learner, proba: np.ndarray) -> dict:
+        """The new model's estimated macro-F1 on the unlabeled cells, its agreement with the
+        current model's predictions and the stopping rule's verdict on the recorded rounds."""
+        monitor = self._monitor
+        sample = monitor.sample
+        previous_learner, previous_proba = self.current()
+        monitor.previous = (
+            None
+            if previous_learner is None
+            else np.asarray(previous_learner.classes_, dtype=object)[
+                previous_proba[sample].argmax(axis=1)
+            ]
+        )
+        # a round's verdict reads the recorded agreements: it holds across reopening
+        monitor.agreements = [_number(r.get("agreement")) for r in self._store.rounds()]
+        monitor.stopped = False  # a person may find a new type: the verdict is the current one
+        watched = monitor.update(proba[sample], learner.classes_, snap.state.labeled[sample])
+        return {
+            "estimated_f1": _number(watched["estimated_f1"]),  # NULL in the store, not NaN
+            "agreement": _number(watched["agreement"]),
+            "stop": int(watched["stop"]),
+        }
 
     def _fit(self, snap: Snapshot, learner_seed: int):
         learner = self._engine.fit(snap.state, learner_seed)
@@ -188,7 +218,51 @@ class SessionModel:
         return TrainedModel(learner, self._data.features, package_version(), self._data.input)
 
 
+#: What a round reports, in training results and in the session's status.
+ROUND_KEYS = (
+    "round",
+    "model",
+    "n_labeled",
+    "n_types",
+    "cv_accuracy",
+    "cv_folds",
+    "cv_model",
+    "estimated_f1",
+    "agreement",
+    "stop",
+)
+
+
 def round_summary(row: dict) -> dict:
-    """What a training reports of a round."""
-    keys = ("round", "model", "n_labeled", "n_types", "cv_accuracy", "cv_folds", "cv_model")
-    return {k: row.get(k) for k in keys}
+    """What a training reports of a round (``stop`` as a bool; NaN as None)."""
+    out = {k: row.get(k) for k in ROUND_KEYS}
+    for key in ("estimated_f1", "agreement"):
+        out[key] = _number(out[key])
+    out["stop"] = bool(out["stop"])
+    return out
+
+
+def stopping_summary(rounds: list[dict], rule: StoppingRule | None = None) -> dict:
+    """The latest round's estimate and the stopping rule's reading of the recorded rounds:
+    ``estimated_f1`` (None: not enough labels to estimate), ``n_types`` (the types it
+    averages over), ``agreement``, ``stable_rounds``, ``window``, ``kappa`` and ``stop``."""
+    rule = rule or StoppingRule()
+    last = round_summary(rounds[-1]) if rounds else {}
+    agreements = [_number(r.get("agreement")) for r in rounds]
+    return {
+        "estimated_f1": last.get("estimated_f1"),
+        "n_types": last.get("n_types"),
+        "agreement": last.get("agreement"),
+        "stable_rounds": rule.stable_rounds(agreements),
+        "window": rule.window,
+        "kappa": rule.kappa,
+        "stop": rule.says_stop(agreements),
+    }
+
+
+def _number(value) -> float | None:
+    """A stored REAL as a float, None for NULL and NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -202,6 +202,7 @@ def create_app(
             "pending": [c for c in batch["batch"] if c not in answers.index],
             "vocabulary": [v["label"] for v in status["vocabulary"]],
             "cv_accuracy_history": [r["cv_accuracy"] for r in status["cv_history"]],
+            "estimated_f1_history": [r["estimated_f1"] for r in status["cv_history"]],
             "batch_answers": {
                 cell: row.label if row.kind == "label" else row.kind
                 for cell, row in shown.iterrows()

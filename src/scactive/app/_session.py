@@ -35,7 +35,7 @@ from ._export import (
     write_h5ad,
 )
 from ._labels import answer_row, check_answer
-from ._model import SessionModel, Snapshot
+from ._model import SessionModel, Snapshot, round_summary, stopping_summary
 from ._prepare import (
     PreparedCells,
     recorded_source,
@@ -372,9 +372,13 @@ class Session:
 
     def status(self) -> dict:
         """Counts and history: n_cells, n_labeled, n_answered, answers_by_kind,
-        labels_per_type, round, model, trained_round (None untrained), stale, cv_history (the
-        accuracy estimate of every round) and the vocabulary."""
+        labels_per_type, round, model, trained_round (None untrained), stale, cv_history (every
+        round's estimates: the cross-validated accuracy on the labeled cells, and
+        ``estimated_f1``, ``agreement`` and ``stop`` as simulate records them), ``estimate``
+        (the latest round's estimated macro-F1 on the unlabeled cells and the stopping rule's
+        verdict, see :func:`~scactive.app._model.stopping_summary`) and the vocabulary."""
         snap = self._snapshot()
+        rounds = self._store.rounds()
         with self._model.lock:
             trained_sha, trained_round = self._model.trained_sha, self._model.trained_round
         return {
@@ -387,9 +391,7 @@ class Session:
             "model": self.model,
             "trained_round": trained_round,
             "stale": trained_sha != snap.sha,
-            "cv_history": [
-                {k: r[k] for k in ("round", "n_labeled", "n_types", "cv_accuracy", "cv_model")}
-                for r in self._store.rounds()
-            ],
+            "cv_history": [round_summary(r) for r in rounds],
+            "estimate": stopping_summary(rounds),
             "vocabulary": self._store.vocabulary(),
         }

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from .._errors import InputError
 
-#: Version of the tables below; a file with a higher one is refused.
-SCHEMA_VERSION = 1
+#: Version of the tables below; a file with a higher one is refused, a lower one migrated.
+SCHEMA_VERSION = 2
 #: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
 APPLICATION_ID = 0x73634163
 #: What a person can answer about a cell.
@@ -65,7 +65,10 @@ CREATE TABLE IF NOT EXISTS rounds (
     cv_folds INTEGER,
     cv_model TEXT,
     learner_seed INTEGER NOT NULL,
-    labels_sha256 TEXT NOT NULL
+    labels_sha256 TEXT NOT NULL,
+    estimated_f1 REAL,
+    agreement REAL,
+    stop INTEGER
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     name TEXT PRIMARY KEY,
@@ -174,21 +177,52 @@ def _open_checked(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = OFF")  # superseded_by = -1 is a transient placeholder
     if application_id == 0:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _schema_change(conn):
             # statement by statement: executescript() would commit the transaction
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            conn.close()
-            raise
-        conn.execute("COMMIT")
+    elif version < SCHEMA_VERSION:
+        with _schema_change(conn):
+            _migrate(conn)
     return conn
+
+
+@contextmanager
+def _schema_change(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction that ends by stamping :data:`SCHEMA_VERSION`; on failure it is
+    rolled back and the connection closed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        conn.close()
+        raise
+    conn.execute("COMMIT")
+
+
+#: Columns added since schema 1, by the version that added them: (table, column, type).
+_ADDED = {
+    2: [
+        ("rounds", "estimated_f1", "REAL"),
+        ("rounds", "agreement", "REAL"),
+        ("rounds", "stop", "INTEGER"),
+    ],
+}
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add what an older session file lacks (its answers untouched)."""
+    # read again under the write lock: another process may have migrated meanwhile
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for added_in, columns in sorted(_ADDED.items()):
+        if version < added_in:
+            for table, column, kind in columns:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

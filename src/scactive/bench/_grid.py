@@ -203,6 +203,10 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
                 "frac_labeled": 1.0,
                 "n_types_found": len(np.unique(seed_data.y_pool)),
                 **metrics,
+                # trained on every label: nothing to estimate, no rounds to compare
+                "estimated_f1": np.nan,
+                "agreement": np.nan,
+                "stop": False,
                 "train_seconds": seconds,
                 "query_seconds": 0.0,
                 "pool_exhausted": False,

@@ -14,6 +14,7 @@ from ..metrics import evaluate
 from ..strategies import Strategy
 from ._engine import Engine
 from ._state import LabelState
+from ._stopping import StoppingMonitor, StoppingRule
 
 logger = logging.getLogger("scactive")
 
@@ -47,6 +48,7 @@ def active_learning(
     classes: np.ndarray | None = None,
     retrain: str = "scratch",
     on_round: Callable[[dict], None] | None = None,
+    stopping: StoppingRule | None = None,
 ) -> LoopResult:
     """Run one active-learning experiment: train, evaluate, query, label, repeat.
 
@@ -81,11 +83,18 @@ def active_learning(
         Every class of the task, for metrics (default: those of ``y_val``).
     on_round
         Called with each round's record (e.g. to advance a progress bar).
+    stopping
+        The stopping rule whose verdict each round records (default: :class:`StoppingRule`).
+        The loop runs its rounds either way.
 
     Returns
     -------
     A :class:`LoopResult`. When fewer than ``batch_size`` cells remain unlabeled the loop stops
-    early and ``pool_exhausted`` is set.
+    early and ``pool_exhausted`` is set. Besides the validation metrics, each round records
+    what is known without held-out labels (:mod:`scactive.loop._stopping`):
+    ``estimated_f1`` (the model's expected macro-F1 on the unlabeled pool; NaN with one type),
+    ``agreement`` (Cohen's kappa with the previous round's predictions; NaN at round 0) and
+    ``stop`` (whether the rule has said stop by this round).
     """
     engine = Engine(X_pool, new_learner, embedding=embedding, retrain=retrain)
     classes = np.unique(y_val) if classes is None else np.asarray(classes)
@@ -94,6 +103,7 @@ def active_learning(
     state.add(initial, oracle(initial), round_=0, strategy="initial", who=who)
     result = LoopResult(state=state)
     learner = None
+    monitor = StoppingMonitor(len(X_pool), stopping or StoppingRule())
 
     def fit_and_record(round_: int, query_seconds: float) -> None:
         nonlocal learner
@@ -102,12 +112,17 @@ def active_learning(
         train_seconds = time.perf_counter() - start
         proba = learner.predict_proba(X_val)
         metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
+        sample = monitor.sample
+        watched = monitor.update(
+            learner.predict_proba(X_pool[sample]), learner.classes_, state.labeled[sample]
+        )
         record = {
             "round": round_,
             "n_labeled": state.n_labeled,
             "frac_labeled": state.n_labeled / len(X_pool),
             "n_types_found": state.n_types,  # a rare type found early is worth labels
             **metrics,
+            **watched,
             "train_seconds": train_seconds,
             "query_seconds": query_seconds,
             "pool_exhausted": False,

@@ -311,20 +311,39 @@ function ensureMap() {
   });
 }
 
+// The estimate simulate records too: the model's expected macro-F1 on the unlabeled cells
+// (no held-out labels), and the stopping rule's verdict on its predictions' stability.
+function estimateText(s) {
+  const e = s.estimate || {};
+  if (e.estimated_f1 === null || e.estimated_f1 === undefined) {
+    return "not enough labels to estimate macro-F1 (needs a model trained on 2 types)";
+  }
+  const history = (s.estimated_f1_history || []).filter((v) => v !== null);
+  const prev = history.length > 1 ? history[history.length - 2] : null;
+  let text = `estimated macro-F1 ${(100 * e.estimated_f1).toFixed(1)}%`;
+  if (prev !== null) {
+    const delta = 100 * (e.estimated_f1 - prev);
+    text += ` (${delta >= 0 ? "+" : ""}${delta.toFixed(1)})`;
+  }
+  return text + ` over the ${e.n_types} labeled types`;
+}
+
+function stopAdvice(s) {
+  const e = s.estimate || {};
+  if (!e.stop) return "";
+  return ` Predictions stable over the last ${e.window} rounds (agreement ≥ ${e.kappa}): ` +
+    "labeling more is unlikely to change them; you may stop and export.";
+}
+
 function renderProgress() {
   const s = state;
-  const cv = s.cv_accuracy_history || [];
-  const last = cv.length ? cv[cv.length - 1] : null;
-  const prev = cv.length > 1 ? cv[cv.length - 2] : null;
-  let text = `${s.n_labeled} of ${s.n_cells} cells labeled · round ${s.round}`;
-  if (last !== null && last !== undefined) {
-    text += ` · estimated accuracy ${(100 * last).toFixed(1)}%`;
-    if (prev !== null && prev !== undefined) {
-      const delta = 100 * (last - prev);
-      text += ` (${delta >= 0 ? "+" : ""}${delta.toFixed(1)})`;
-    }
-  }
-  document.getElementById("progress").textContent = text;
+  const text = `${s.n_labeled} of ${s.n_cells} cells labeled · round ${s.round} · ` +
+    estimateText(s);
+  const progress = document.getElementById("progress");
+  progress.textContent = text;
+  progress.title = "The model's own expectation of its macro-F1 on the cells nobody labeled: " +
+    "no held-out labels are used. It cannot count types nobody has labeled yet, and it runs " +
+    "high while the model is overconfident (see the docs for its measured error).";
   const stats = document.getElementById("stats");
   stats.replaceChildren(el("h3", "Labels per type"));
   const table = el("table");
@@ -494,8 +513,11 @@ async function refresh() {
     setStatus(`Retraining on ${state.n_labeled} labels and picking the next batch… ${elapsed} s`,
       true);
   }
-  else if (!state.pending.length) setStatus("Batch done.", false);
-  else setStatus(`${state.pending.length} of ${state.batch.length} cells left in this batch.`);
+  else if (!state.pending.length) setStatus("Batch done." + stopAdvice(state), false);
+  else {
+    setStatus(`${state.pending.length} of ${state.batch.length} cells left in this batch.` +
+      stopAdvice(state));
+  }
   for (const [cell, position] of Object.entries(state.positions || {})) remember(cell, position);
   renderProgress();
   renderVocabulary();
