@@ -179,3 +179,13 @@ def test_rounds_count_the_cell_types_found_so_far():
     for round_ in (1, 2, 3):
         labeled.append(labeled[-1] | {p["label"] for p in result.picks if p["round"] == round_})
     assert found == [len(s) for s in labeled] and found[0] == 1
+
+
+def test_rounds_record_the_estimate_agreement_and_stop():
+    result = _run(n_rounds=4)
+    estimates = [r["estimated_f1"] for r in result.rounds]
+    assert all(0 < e <= 1 for e in estimates)  # three types labeled from round 0
+    assert np.isnan(result.rounds[0]["agreement"])
+    assert all(-1 <= r["agreement"] <= 1 for r in result.rounds[1:])
+    stops = [r["stop"] for r in result.rounds]
+    assert all(isinstance(s, bool) for s in stops) and stops == sorted(stops)  # stays said

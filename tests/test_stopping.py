@@ -42,6 +42,9 @@ def test_hand_checked_example():
     # a: E[TP] 1.5, 2 calls, E[n] 1.7 -> 3/3.7; b: E[TP] 0.8, 1 call, E[n] 1.3 -> 1.6/2.3
     expected = (3 / 3.7 + 1.6 / 2.3) / 2
     assert expected_macro_f1(proba) == pytest.approx(expected)
+    # a third type of the task that the learner never met counts as missed
+    assert expected_macro_f1(proba, n_types=3) == pytest.approx(expected * 2 / 3)
+    assert expected_macro_f1(proba, n_types=1) == pytest.approx(expected)
 
 
 def test_estimate_matches_the_truth_of_a_calibrated_model():

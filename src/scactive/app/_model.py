@@ -165,8 +165,9 @@ class SessionModel:
         return {**round_summary({**row, "round": recorded}), "seconds": time.perf_counter() - t0}
 
     def _watch(self, snap: Snapshot, learner, proba: np.ndarray) -> dict:
-        """The new model's estimated macro-F1 on the unlabeled cells, its agreement with the
-        current model's predictions and the stopping rule's verdict on the recorded rounds."""
+        """The new model's estimated macro-F1 on the unlabeled cells (over the vocabulary's
+        types), its agreement with the current model's predictions and the stopping rule's
+        verdict on the recorded rounds."""
         monitor = self._monitor
         sample = monitor.sample
         previous_learner, previous_proba = self.current()
@@ -180,7 +181,11 @@ class SessionModel:
         # a round's verdict reads the recorded agreements: it holds across reopening
         monitor.agreements = [_number(r.get("agreement")) for r in self._store.rounds()]
         monitor.stopped = False  # a person may find a new type: the verdict is the current one
-        watched = monitor.update(proba[sample], learner.classes_, snap.state.labeled[sample])
+        # the vocabulary's types without labels count as missed, as simulate's unfound types do
+        types = {v["label"] for v in self._store.vocabulary()} | set(learner.classes_)
+        watched = monitor.update(
+            proba[sample], learner.classes_, snap.state.labeled[sample], n_types=len(types)
+        )
         return {
             "estimated_f1": _number(watched["estimated_f1"]),  # NULL in the store, not NaN
             "agreement": _number(watched["agreement"]),
@@ -234,7 +239,9 @@ ROUND_KEYS = (
 
 
 def round_summary(row: dict) -> dict:
-    """What a training reports of a round (``stop`` as a bool; NaN as None)."""
+    """What a training reports of a round: its labels, ``cv_accuracy`` (cross-validated on
+    the labeled cells, with ``cv_folds`` and ``cv_model``), and what simulate records too:
+    ``estimated_f1``, ``agreement`` (None: not known) and ``stop`` (a bool)."""
     out = {k: row.get(k) for k in ROUND_KEYS}
     for key in ("estimated_f1", "agreement"):
         out[key] = _number(out[key])

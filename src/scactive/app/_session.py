@@ -372,11 +372,9 @@ class Session:
 
     def status(self) -> dict:
         """Counts and history: n_cells, n_labeled, n_answered, answers_by_kind,
-        labels_per_type, round, model, trained_round (None untrained), stale, cv_history (every
-        round's estimates: the cross-validated accuracy on the labeled cells, and
-        ``estimated_f1``, ``agreement`` and ``stop`` as simulate records them), ``estimate``
-        (the latest round's estimated macro-F1 on the unlabeled cells and the stopping rule's
-        verdict, see :func:`~scactive.app._model.stopping_summary`) and the vocabulary."""
+        labels_per_type, round, model, trained_round (None untrained), stale, cv_history
+        (each round's estimates, as :func:`~scactive.app._model.round_summary` gives them),
+        estimate (:func:`~scactive.app._model.stopping_summary`) and the vocabulary."""
         snap = self._snapshot()
         rounds = self._store.rounds()
         with self._model.lock:

@@ -92,7 +92,8 @@ def active_learning(
     A :class:`LoopResult`. When fewer than ``batch_size`` cells remain unlabeled the loop stops
     early and ``pool_exhausted`` is set. Besides the validation metrics, each round records
     what is known without held-out labels (:mod:`scactive.loop._stopping`):
-    ``estimated_f1`` (the model's expected macro-F1 on the unlabeled pool; NaN with one type),
+    ``estimated_f1`` (the model's expected macro-F1 on the unlabeled pool over the types of
+    ``classes``, those it has not met counting as missed; NaN while it knows one type),
     ``agreement`` (Cohen's kappa with the previous round's predictions; NaN at round 0) and
     ``stop`` (whether the rule has said stop by this round).
     """
@@ -114,7 +115,10 @@ def active_learning(
         metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
         sample = monitor.sample
         watched = monitor.update(
-            learner.predict_proba(X_pool[sample]), learner.classes_, state.labeled[sample]
+            learner.predict_proba(X_pool[sample]),
+            learner.classes_,
+            state.labeled[sample],
+            n_types=len(classes),  # the task's vocabulary: a type never labeled counts missed
         )
         record = {
             "round": round_,

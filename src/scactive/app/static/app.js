@@ -325,6 +325,10 @@ function estimateText(s) {
     const delta = 100 * (e.estimated_f1 - prev);
     text += ` (${delta >= 0 ? "+" : ""}${delta.toFixed(1)})`;
   }
+  const types = Math.max((s.vocabulary || []).length, e.n_types);
+  if (types > e.n_types) {
+    return text + ` over ${types} types (${types - e.n_types} without labels count as missed)`;
+  }
   return text + ` over the ${e.n_types} labeled types`;
 }
 
@@ -341,9 +345,10 @@ function renderProgress() {
     estimateText(s);
   const progress = document.getElementById("progress");
   progress.textContent = text;
-  progress.title = "The model's own expectation of its macro-F1 on the cells nobody labeled: " +
-    "no held-out labels are used. It cannot count types nobody has labeled yet, and it runs " +
-    "high while the model is overconfident (see the docs for its measured error).";
+  progress.title = "The model's own expectation of its macro-F1 on the cells nobody labeled, " +
+    "from its probabilities: no held-out labels are used. A type in the data that nobody " +
+    "has labeled or added to the vocabulary is not counted, so it can run high until " +
+    "every type has labels.";
   const stats = document.getElementById("stats");
   stats.replaceChildren(el("h3", "Labels per type"));
   const table = el("table");
