@@ -34,6 +34,8 @@ from scactive.loop._stopping import STOP_KAPPA, STOP_WINDOW, StoppingRule
 
 #: Agreement thresholds the rule is recomputed with (the first is the shipped one).
 KAPPAS = (STOP_KAPPA, 0.98, 0.95, 0.9)
+#: Labeled counts the estimate is shown at (the last round at or below each).
+BUDGETS = (20, 50, 100, 200)
 
 
 def read_runs(folders: dict[str, Path]) -> pd.DataFrame:
@@ -80,6 +82,26 @@ def accuracy_table(runs: pd.DataFrame) -> pd.DataFrame:
                 "rounds with every type": typed["rounds"],
             }
         )
+    return pd.DataFrame(out)
+
+
+def budget_table(runs: pd.DataFrame, budgets=BUDGETS) -> pd.DataFrame:
+    """Mean estimate and truth over seeds at the last round with at most each budget."""
+    out = []
+    for (data, strategy), rows in runs.groupby(["data", "strategy"], sort=False):
+        for budget in budgets:
+            below = rows[rows["n_labeled"] <= budget]
+            at = below[below["n_labeled"] == below["n_labeled"].max()]
+            out.append(
+                {
+                    "data": data,
+                    "strategy": strategy,
+                    "labels": int(at["n_labeled"].max()),
+                    "estimated_f1": at["estimated_f1"].mean(),
+                    "macro_f1": at["macro_f1"].mean(),
+                    "estimate - truth (sd over seeds)": (at["estimated_f1"] - at["macro_f1"]).std(),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -169,6 +191,8 @@ def main() -> None:
     print(f"recorded `stop` matches the shipped rule in {sum(check)}/{len(check)} runs\n")
     print("## The estimate against the validation macro-F1\n")
     print(markdown(accuracy_table(runs)))
+    print("\n## At a few budgets (mean over seeds)\n")
+    print(markdown(budget_table(runs)))
     print(f"\n## The stopping rule (kappa >= threshold over {STOP_WINDOW} rounds)\n")
     print(markdown(stopping_table(runs)))
     print("\n## Agreement with the previous round (mean over seeds)\n")
