@@ -316,7 +316,11 @@ function ensureMap() {
 function estimateText(s) {
   const e = s.estimate || {};
   if (e.estimated_f1 === null || e.estimated_f1 === undefined) {
-    return "not enough labels to estimate macro-F1 (needs a model trained on 2 types)";
+    if (!(s.cv_history || []).length) {
+      return "not enough labels to estimate macro-F1 (needs a model trained on 2 types)";
+    }
+    // a round trained by an older scactive, or no unlabeled cell left to estimate on
+    return "macro-F1 not estimated for the last round";
   }
   const history = (s.estimated_f1_history || []).filter((v) => v !== null);
   const prev = history.length > 1 ? history[history.length - 2] : null;
