@@ -350,9 +350,9 @@ function renderProgress() {
   const progress = document.getElementById("progress");
   progress.textContent = text;
   progress.title = "The model's own expectation of its macro-F1 on the cells nobody labeled, " +
-    "from its probabilities: no held-out labels are used. A type in the data that nobody " +
-    "has labeled or added to the vocabulary is not counted, so it can run high until " +
-    "every type has labels.";
+    "from its probabilities: no held-out labels are used. It runs high while the model is " +
+    "overconfident, most in the first rounds (on pbmc3k by 0.18 at 20 labels, 0.04 at 70), " +
+    "and a type that nobody has labeled or added to the vocabulary is not counted.";
   const stats = document.getElementById("stats");
   stats.replaceChildren(el("h3", "Labels per type"));
   const table = el("table");
