@@ -48,12 +48,13 @@ def _cold_picks(strategy, X, labeled=None, batch_size=5, rng=0):
 
 def test_cold_start_is_the_registered_name():
     assert isinstance(get_strategy("cold-start"), ColdStart)
-    assert get_strategy("cold-start").clustering == "leiden"
+    assert get_strategy("cold-start").clustering == "kmeans"
 
 
-def test_leiden_cold_start_picks_the_densest_cell_of_each_blob():
+@pytest.mark.parametrize("clustering", ["leiden", "kmeans"])
+def test_cold_start_picks_the_densest_cell_of_each_blob(clustering):
     X, group = _blobs([300, 120, 60, 30, 15])
-    picks = _cold_picks(ColdStart(), X)
+    picks = _cold_picks(ColdStart(clustering=clustering), X)
     assert sorted(group[picks]) == [0, 1, 2, 3, 4]
     for blob in range(5):
         members = np.flatnonzero(group == blob)
@@ -71,7 +72,7 @@ def test_clusters_holding_a_labeled_cell_come_last():
     X, group = _blobs([100, 80, 60], seed=2)
     labeled = np.zeros(len(X), bool)
     labeled[np.flatnonzero(group == 0)[:1]] = True  # blob 0 is covered
-    picks = _cold_picks(ColdStart(), X, labeled, batch_size=2)
+    picks = _cold_picks(ColdStart(clustering="leiden"), X, labeled, batch_size=2)
     assert sorted(group[picks]) == [1, 2]
 
 
@@ -107,7 +108,8 @@ def test_kmeans_clusters_when_igraph_is_missing(monkeypatch):
 
     expected = _cold_picks(ColdStart(clustering="kmeans"), X, batch_size=3)
     monkeypatch.setattr(_cold, "leiden_clusters", missing)
-    np.testing.assert_array_equal(_cold_picks(ColdStart(), X, batch_size=3), expected)
+    leiden = ColdStart(clustering="leiden")
+    np.testing.assert_array_equal(_cold_picks(leiden, X, batch_size=3), expected)
     with pytest.raises(InputError, match="clustering='louvain'"):
         ColdStart(clustering="louvain")
 

