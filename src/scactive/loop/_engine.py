@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InputError
-from ..models._one_class import fit_learner
+from ..models._one_class import fit_learner, unlabeled_limit, uses_unlabeled
 from ..strategies import Strategy
 from ._state import LabelState
 
@@ -69,7 +69,18 @@ class Engine:
                 base.set_params(warm_start=True)
             self._base = base
         positions, labels = state.training_set()
-        return fit_learner(self._base, self.X[positions], labels)
+        unlabeled = self._unlabeled(state) if uses_unlabeled(self._base) else None
+        return fit_learner(self._base, self.X[positions], labels, unlabeled=unlabeled)
+
+    def _unlabeled(self, state: LabelState) -> np.ndarray:
+        """The unlabeled cells a semi-supervised learner learns from: all of them, or a
+        sample of its ``max_unlabeled`` that depends on the labeled count only."""
+        limit = unlabeled_limit(self._base)
+        positions = np.flatnonzero(~state.answered)
+        if limit is not None and len(positions) > limit:
+            rng = np.random.default_rng(state.n_labeled)
+            positions = np.sort(rng.choice(positions, limit, replace=False))
+        return self.X[positions]
 
     def query(
         self,

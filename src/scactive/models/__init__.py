@@ -28,6 +28,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "shared_input",
         ),
         "._scmap": ("ScmapCell", "ScmapCluster"),
+        "._semi": ("LabelSpreading", "SelfTrainingMLP"),
         "._transfer": ("CellTypistLogReg", "KNNTransfer"),
     },
 )

@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from .._random import derive_seed
 from .._threads import hold as hold_threads
@@ -134,14 +134,19 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- training -------------------------------------------------------------------------
-    def fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
-        """Train on features ``X`` (cells x genes) and labels ``y``."""
+    def fit(
+        self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None
+    ) -> MLPClassifier:
+        """Train on features ``X`` (cells x genes) and labels ``y``; ``sample_weight``
+        scales each cell's loss (on top of the class weights)."""
         hold_threads()
         with GLOBAL_RNG:
-            return self._fit(X, y)
+            return self._fit(X, y, sample_weight)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> MLPClassifier:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight=None) -> MLPClassifier:
         X, y = validate_data(self, X, y, dtype=np.float32)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32)
         check_classification_targets(y)
         classes, y_index = np.unique(y, return_inverse=True)
         rng = np.random.default_rng(self.random_state)
@@ -187,7 +192,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"class_weight={self.class_weight!r}; expected None, 'balanced' or a dict "
                 "{class: weight}."
             )
-        loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        loss_fn = _loss(weight, sample_weight, y_index)
         n = len(y_index)
         batch, n_steps = self._schedule(n)
         with torch.no_grad():  # the frozen projection, once, not at every step
@@ -200,7 +205,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             for start in range(0, n, batch):
                 idx = order[start : start + batch]
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(net.from_projected(X_t[idx]), y_t[idx])
+                loss = loss_fn(net.from_projected(X_t[idx]), y_t[idx], idx)
                 loss.backward()
                 opt.step()
                 step += 1
@@ -273,6 +278,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The most probable class of each cell."""
         proba = self.predict_proba(X)  # checks first: unfitted, no classes_ yet
         return self.classes_[np.argmax(proba, axis=1)]
+
+
+def _loss(class_weight, sample_weight, y_index: np.ndarray):
+    """``loss(logits, targets, idx)``: cross-entropy over a mini-batch ``idx``, weighted by
+    class and, when given, by cell (each cell's share is its class weight x its weight)."""
+    if sample_weight is None:
+        cross_entropy = torch.nn.CrossEntropyLoss(weight=class_weight)
+        return lambda logits, targets, idx: cross_entropy(logits, targets)
+    cross_entropy = torch.nn.CrossEntropyLoss(reduction="none")
+    per_cell = torch.from_numpy(sample_weight)
+    if class_weight is not None:
+        per_cell = per_cell * class_weight[torch.from_numpy(y_index.astype(np.int64))]
+
+    def loss(logits, targets, idx):
+        w = per_cell[idx]
+        return (cross_entropy(logits, targets) * w).sum() / w.sum().clamp_min(1e-12)
+
+    return loss
 
 
 def _chunks(X: np.ndarray):

@@ -37,10 +37,34 @@ class OneClassLearner:
         return {}
 
 
-def fit_learner(learner: Any, X, y) -> Any:
-    """``learner`` fitted on ``X, y``; a :class:`OneClassLearner` when ``y`` holds one class."""
+def _final(learner: Any) -> Any:
+    return learner.steps[-1][1] if hasattr(learner, "steps") else learner
+
+
+def uses_unlabeled(learner: Any) -> bool:
+    """Whether ``learner`` (or a pipeline's last step) declares ``uses_unlabeled``."""
+    return bool(getattr(_final(learner), "uses_unlabeled", False))
+
+
+def unlabeled_limit(learner: Any) -> int | None:
+    """How many unlabeled cells a learner that uses them takes at most (None: all)."""
+    return getattr(_final(learner), "max_unlabeled", None)
+
+
+def fit_learner(learner: Any, X, y, *, unlabeled=None) -> Any:
+    """``learner`` fitted on ``X, y``; a :class:`OneClassLearner` when ``y`` holds one class.
+
+    ``unlabeled`` (cells x features, as ``X``) reaches a learner that declares
+    ``uses_unlabeled`` as ``fit(..., X_unlabeled=...)``, through a pipeline's steps too.
+    """
     classes = np.unique(np.asarray(y))
     if len(classes) == 1:
         return OneClassLearner(classes[0])
-    learner.fit(X, y)
+    if unlabeled is None or not uses_unlabeled(learner):
+        learner.fit(X, y)
+    elif hasattr(learner, "steps"):  # the steps before the learner are stateless transforms
+        prefix, (name, _) = learner[:-1], learner.steps[-1]
+        learner.fit(X, y, **{f"{name}__X_unlabeled": prefix.fit(X).transform(unlabeled)})
+    else:
+        learner.fit(X, y, X_unlabeled=unlabeled)
     return learner

@@ -289,6 +289,22 @@ for _name, _shape in _SHAPES.items():
         takes_epochs=True,
         description="the paper's settings: HVG input, SGD, 20 epochs",
     )
+# Semi-supervised: they also learn from the pool's unlabeled cells (docs/learners.md).
+_shipped(
+    "mlp2-self",
+    "scactive.models._semi:SelfTrainingMLP",
+    params={**_SHAPES["mlp2"], **_OURS},
+    input="pca",
+    stochastic=True,
+    takes_epochs=True,
+    description="mlp2, trained again with its confident pseudo-labels of unlabeled cells",
+)
+_shipped(
+    "spread",
+    "scactive.models._semi:LabelSpreading",
+    input="pca",
+    description="label spreading over the kNN graph of labeled and unlabeled pool cells",
+)
 _shipped(
     "logreg",
     _LOGREG,
