@@ -154,7 +154,7 @@ def _help(*command: str) -> str:
 
 def test_help_lists_every_registered_strategy_and_learner(monkeypatch):
     from scactive.models._registry import DEFAULT_MODEL, PRESETS
-    from scactive.strategies._registry import PAPER_STRATEGIES, STRATEGIES
+    from scactive.strategies._registry import DEFAULT_STRATEGIES, STRATEGIES
 
     # one registered now shows up too: the help reads the registries, not a list of its own
     monkeypatch.setitem(STRATEGIES, "test-strategy", STRATEGIES["random"])
@@ -163,7 +163,7 @@ def test_help_lists_every_registered_strategy_and_learner(monkeypatch):
     for name in [*STRATEGIES, *PRESETS]:
         assert f" {name}," in text or f" {name}." in text or f" {name};" in text, name
     assert f"[default: {DEFAULT_MODEL}]" in text
-    assert f"[default: {','.join(PAPER_STRATEGIES)}]" in text
+    assert f"[default: {','.join(DEFAULT_STRATEGIES)}]" in text
 
 
 def test_compare_help_lists_every_method():

@@ -26,7 +26,7 @@ from .bench import (
     split_sizes,
 )
 from .bench._execute import Task, run_tasks
-from .strategies import PAPER_STRATEGIES
+from .strategies import DEFAULT_STRATEGIES
 
 logger = logging.getLogger("scactive")
 
@@ -39,7 +39,7 @@ def simulate(
     label_key: str,
     out: str | Path | None = None,
     models: Sequence[str] = ("mlp2",),
-    strategies: Sequence[str] = PAPER_STRATEGIES,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
     batch_sizes: Sequence[int] = (9, 27, 81),
     seeds: int = 3,
     n_rounds: int = 10,

@@ -134,10 +134,11 @@ class Session:
     def next_batch(self, n: int = 20, strategy: str = "entropy") -> list[str]:
         """The next ``n`` cells to ask about (fewer when fewer are left), never answered ones.
 
-        With labels of fewer than two types, the picks spread across clusters (k-means with
-        ``n`` clusters on the PCA, the cell nearest each centre). Otherwise ``strategy`` runs
-        over the current model (trained first if there is none; call :meth:`train` to refresh
-        a stale one).
+        With labels of fewer than two types, the cold start picks: the cells scoring highest
+        for each type's markers when the session has markers, else the most typical cell of
+        each k-means cluster of the PCA (:mod:`scactive.strategies._cold`). Otherwise
+        ``strategy`` runs over the current model (trained first if there is none; call
+        :meth:`train` to refresh a stale one).
         """
         try:
             chooser = get_strategy(strategy)

@@ -13,17 +13,18 @@ from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
 from ..models import get_preset, learner_input, make_learner
-from ..strategies import PAPER_STRATEGIES, get_strategy, strategy_names, strategy_tags
+from ..strategies import DEFAULT_STRATEGIES, get_strategy, strategy_names, strategy_tags
 from ..strategies._registry import canonical_name
 from ._data import DataOptions, SeedData
 
 
 @dataclass(frozen=True)
 class GridOptions:
-    """The experiment grid and how each run proceeds (defaults reproduce the paper)."""
+    """The experiment grid and how each run proceeds (the defaults are the paper's grid, with
+    BALD and the strategies for tiny budgets beside its five strategies)."""
 
     models: tuple[str, ...] = ("mlp2",)
-    strategies: tuple[str, ...] = PAPER_STRATEGIES
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
     batch_sizes: tuple[int, ...] = (9, 27, 81)
     seeds: int = 3
     n_rounds: int = 10

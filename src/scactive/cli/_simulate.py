@@ -16,7 +16,7 @@ import typer
 from .._errors import InputError
 from .._files import check_out_folder
 from ..models._registry import DEFAULT_MODEL
-from ..strategies._registry import PAPER_STRATEGIES
+from ..strategies._registry import DEFAULT_STRATEGIES
 from . import _options as opt
 from . import app, console, fail, setup_logging, split_list
 
@@ -45,7 +45,7 @@ def simulate(
     ] = DEFAULT_MODEL,
     strategies: Annotated[
         str, typer.Option(help="Strategies, comma-separated: {strategies}.")
-    ] = ",".join(PAPER_STRATEGIES),
+    ] = ",".join(DEFAULT_STRATEGIES),
     batch_sizes: Annotated[str, typer.Option(help="Cells per round, comma-separated.")] = "9,27,81",
     rounds: Annotated[int, typer.Option(help="Query rounds after round 0.")] = 10,
     seeds: opt.Seeds = 3,

@@ -6,6 +6,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
         "._registry": (
+            "DEFAULT_STRATEGIES",
             "PAPER_STRATEGIES",
             "STRATEGIES",
             "STRATEGY_COLORS",

@@ -172,5 +172,8 @@ for _name, _color in (
     _shipped(_name, _TYPICALITY[_name], _color)
 _shipped("hybrid", Hybrid, "#e7969c")
 
-#: The paper's five strategies, the default grid.
+#: The paper's five strategies.
 PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")
+#: The default grid: the paper's strategies, BALD, and those made for tiny budgets
+#: (MaxHerding was the best at 50 labels on pbmc3k, docs/learning-curves.md).
+DEFAULT_STRATEGIES = (*PAPER_STRATEGIES, "bald", "typiclust", "maxherding", "hybrid")
