@@ -78,11 +78,11 @@ def query(
         ) as s:
             trained = s.ensure_trained()
             if trained and not trained.get("restored"):
-                cv = trained["cv_accuracy"]
+                estimate = trained.get("estimated_f1")
                 console.print(
                     f"Trained round {trained['round']} on {trained['n_labeled']} labeled cells "
-                    f"of {trained['n_types']} types; estimated accuracy "
-                    f"{'n/a (a type has one cell)' if cv is None else f'{cv:.1%}'}."
+                    f"of {trained['n_types']} types; estimated macro-F1 "
+                    f"{'n/a (one type labeled)' if estimate is None else f'{estimate:.1%}'}."
                 )
             cells = s.next_batch(n, strategy)
             if not cells:
