@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..loop import LabelState
 from ..pp import gene_symbols
+from ..strategies._cold import marker_positions
 from ._prepare import PreparedCells
 
 #: Cells (the cell and its nearest neighbours in PCA) whose mean ranks distinctive genes.
@@ -110,22 +111,8 @@ class Evidence:
         self, markers: Mapping[str, Sequence[str]], *, warn: bool = False
     ) -> dict[str, list[int]]:
         """Gene positions of each type's markers (by symbol or name, case-folded if need be)."""
-        exact = {}
-        folded = {}
-        for names in (self._symbols, np.asarray(self._data.log.var_names, dtype=object)):
-            for i, name in enumerate(names):
-                exact.setdefault(str(name), i)
-                folded.setdefault(str(name).upper(), i)
-        out, missing = {}, []
-        for cell_type, genes in markers.items():
-            found = []
-            for g in genes:
-                i = exact.get(g, folded.get(g.upper()))
-                if i is None:
-                    missing.append(f"{g} ({cell_type})")
-                elif i not in found:
-                    found.append(i)
-            out[cell_type] = found
+        names = (self._symbols, np.asarray(self._data.log.var_names, dtype=object))
+        out, missing = marker_positions(names, markers)
         if missing and warn:
             warnings.warn(
                 f"{len(missing)} marker genes are not in the data and are ignored: "

@@ -114,8 +114,9 @@ def active_learning(
         proba = learner.predict_proba(X_val)
         metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
         sample = monitor.sample
+        whole = len(sample) == len(X_pool)  # no copy of a pool read whole
         watched = monitor.update(
-            learner.predict_proba(X_pool[sample]),
+            learner.predict_proba(X_pool if whole else X_pool[sample]),
             learner.classes_,
             state.labeled[sample],
             n_types=len(classes),  # the task's vocabulary: a type never labeled counts missed

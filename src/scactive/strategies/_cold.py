@@ -35,7 +35,7 @@ import numpy as np
 from .._errors import InputError
 from .._random import derive_seed
 from ._select import kmeans
-from ._strategies import Strategy, _space
+from ._strategies import Strategy, labeled_and_candidates
 
 #: Unlabeled cells the cold start clusters, at most (a random sample above): the exact kNN
 #: graph costs 0.8 s at 10,000 cells, 3 s at 20,000.
@@ -206,17 +206,11 @@ class ColdStart(Strategy):
 
     def __call__(self, learner, X, *, labeled, batch_size, rng=None, embedding=None):
         candidates, batch_size, rng = self._checked(X, labeled, batch_size, rng, embedding)
-        known = np.flatnonzero(np.asarray(labeled, dtype=bool))
-        if len(known) > len(candidates):
-            known = np.sort(rng.choice(known, len(candidates), replace=False))
-        cells = np.concatenate([known, candidates])
-        if self.use_pca and embedding is not None:
-            points = embedding[cells]
-        else:
-            points = _space(X[cells], None, self.use_pca, rng)
-        points = np.asarray(points, dtype=np.float64)
-        pickable = np.arange(len(cells)) >= len(known)
-        n_clusters = cluster_count(len(cells), len(known) + batch_size)
+        cells, n_known, points = labeled_and_candidates(
+            self, X, labeled, candidates, embedding, rng, cap=True
+        )
+        pickable = np.arange(len(cells)) >= n_known
+        n_clusters = cluster_count(len(cells), n_known + batch_size)
         clusters = self.clusters(points, n_clusters, derive_seed(rng))
         return cells[typical_cells(points, clusters, pickable, batch_size, rng)]
 

@@ -121,6 +121,23 @@ def _space(X: np.ndarray, embedding: np.ndarray | None, use_pca: bool, rng) -> n
     return PCA(n_pcs, svd_solver="randomized", random_state=derive_seed(rng)).fit_transform(X)
 
 
+def labeled_and_candidates(
+    strategy, X: np.ndarray, labeled, candidates: np.ndarray, embedding, rng, *, cap: bool
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """For a strategy that weighs the candidates against the labeled cells: the cells (the
+    labeled first, at most as many as the candidates when ``cap``), how many are labeled, and
+    their points (the pool's PCA, or their rows of ``X`` as :func:`_space` makes them)."""
+    known = np.flatnonzero(np.asarray(labeled, dtype=bool))
+    if cap and len(known) > len(candidates):
+        known = np.sort(rng.choice(known, len(candidates), replace=False))
+    cells = np.concatenate([known, candidates])
+    if strategy.use_pca and embedding is not None:
+        points = embedding[cells]  # no row of X read
+    else:
+        points = _space(X[cells], None, strategy.use_pca, rng)
+    return cells, len(known), np.asarray(points, dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class RandomSampling(Strategy):
     """Cells drawn uniformly at random: the baseline."""

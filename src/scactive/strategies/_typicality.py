@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._random import derive_seed
-from ._strategies import MAX_CANDIDATES, Strategy, _space
+from ._strategies import MAX_CANDIDATES, Strategy, labeled_and_candidates
 
 #: Cells the pairwise strategies (ProbCover, MaxHerding) compare, per kind (unlabeled, labeled).
 PAIRWISE_CANDIDATES = 5_000
@@ -60,17 +60,11 @@ class SkactivemlStrategy(Strategy):
 
     def __call__(self, learner, X, *, labeled, batch_size, rng=None, embedding=None):
         candidates, batch_size, rng = self._checked(X, labeled, batch_size, rng, embedding)
-        known = np.flatnonzero(np.asarray(labeled, dtype=bool))
-        if self.method in PAIRWISE and len(known) > len(candidates):
-            known = np.sort(rng.choice(known, len(candidates), replace=False))
-        cells = np.concatenate([known, candidates])
-        if self.use_pca and embedding is not None:
-            points = embedding[cells]  # no row of X read
-        else:
-            points = _space(X[cells], None, self.use_pca, rng)
-        points = np.asarray(points, dtype=np.float64)
+        cells, n_known, points = labeled_and_candidates(
+            self, X, labeled, candidates, embedding, rng, cap=self.method in PAIRWISE
+        )
         y = np.full(len(cells), np.nan)
-        y[: len(known)] = 0.0  # which cells are labeled matters, not their types
+        y[:n_known] = 0.0  # which cells are labeled matters, not their types
         import skactiveml.pool
 
         query = getattr(skactiveml.pool, self.method)(**self.params, random_state=derive_seed(rng))
