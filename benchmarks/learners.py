@@ -23,6 +23,7 @@ from sklearn.metrics import f1_score
 import scactive
 from scactive.bench import DataOptions, SeedData, prepare
 from scactive.models import make_learner
+from scactive.models._one_class import fit_learner, uses_unlabeled
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATASETS = {
@@ -55,7 +56,15 @@ def main() -> None:
                 for model in args.models.split(","):
                     learner = make_learner(model, data.features, rng=seed)
                     start = time.perf_counter()
-                    learner.fit(data.X_pool[subset], data.y_pool[subset])
+                    # a semi-supervised learner also gets the pool's other cells, unlabeled
+                    fit_learner(
+                        learner,
+                        data.X_pool[subset],
+                        data.y_pool[subset],
+                        unlabeled=data.X_pool[np.setdiff1d(np.arange(len(data.pool)), subset)]
+                        if uses_unlabeled(learner)
+                        else None,
+                    )
                     seconds = time.perf_counter() - start
                     predicted = learner.predict(data.X_val)
                     rows.append(
