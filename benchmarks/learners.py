@@ -7,6 +7,8 @@ deviation over seeds).
 
     .venv/bin/python benchmarks/learners.py            # pbmc3k and Kang PBMC, 5 seeds
     .venv/bin/python benchmarks/learners.py --seeds 2 --sizes 20,100
+    .venv/bin/python benchmarks/learners.py --datasets pbmc3k,kang,pbmc68k,kang-example,xin,wang,\
+        dropseq,celseq2 --models mlp2,mlp2-hvg,logreg-ovr,knn-transfer --whole-pool-seeds 5
 """
 
 from __future__ import annotations
@@ -22,14 +24,37 @@ from sklearn.metrics import f1_score
 
 import scactive
 from scactive.bench import DataOptions, SeedData, prepare
-from scactive.models import make_learner
+from scactive.models import PRESETS, make_learner
+from scactive.models._classifier import MLPClassifier
 from scactive.models._one_class import fit_learner, uses_unlabeled
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# name: (file, label key, data options)
 DATASETS = {
-    "pbmc3k": (DATA / "pbmc3k_seurat_labels.h5ad", "cell_type", 500),
-    "kang": (DATA / "kang2018_pbmc_muscat_refdata.h5ad", "cell_type", 200),
+    "pbmc3k": (DATA / "pbmc3k_seurat_labels.h5ad", "cell_type", DataOptions(min_genes=500)),
+    "kang": (DATA / "kang2018_pbmc_muscat_refdata.h5ad", "cell_type", DataOptions(min_genes=200)),
+    # X is scaled; .raw holds the log-normalised values
+    "pbmc68k": (
+        DATA / "scanpy_pbmc68k_reduced.h5ad",
+        "bulk_labels",
+        DataOptions(min_genes=0, use_raw=True),
+    ),
+    "kang-example": (
+        DATA / "kang2018_pbmc_ifnb_muscat_example.h5ad",
+        "cell_type",
+        DataOptions(min_genes=200),
+    ),
+    "xin": (DATA / "pancreas_xin2016_scclassify.h5ad", "cell_type", DataOptions(min_genes=0)),
+    "wang": (DATA / "pancreas_wang2016_scclassify.h5ad", "cell_type", DataOptions(min_genes=0)),
+    "dropseq": (
+        DATA / "ding2020_pbmc1_dropseq_scannotate.h5ad",
+        "CellType",
+        DataOptions(min_genes=0),
+    ),
+    "celseq2": (DATA / "ding2020_pbmc1_celseq2_scmoo.h5ad", "CellType", DataOptions(min_genes=0)),
 }
+# Not a preset: the default learner's network and training on the 2,000 scaled HVGs, no PCA.
+HVG_MLP = "mlp2-hvg"
 
 
 def main() -> None:
@@ -38,23 +63,30 @@ def main() -> None:
     parser.add_argument("--models", default="mlp2,mlp3,mlp3-ln,mlp2-paper,logreg,logreg-pca")
     parser.add_argument("--sizes", default="20,50,100,200,all")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--whole-pool-seeds", type=int, default=1, help="seeds of the 'all' column (default 1)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learners.csv"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     rows = []
     for name in args.datasets.split(","):
-        path, key, min_genes = DATASETS[name]
-        prepared = prepare(scactive.read(path), key, DataOptions(min_genes=min_genes))
+        path, key, options = DATASETS[name]
+        prepared = prepare(scactive.read(path), key, options)
         for seed in range(args.seeds):
-            data = SeedData(prepared, seed, DataOptions(min_genes=min_genes))
+            data = SeedData(prepared, seed, options)
             rng = np.random.default_rng(seed)
             for size in args.sizes.split(","):
-                n = len(data.pool) if size == "all" else int(size)
-                if size == "all" and seed > 0:
-                    continue  # the whole pool: one seed is enough
+                n = len(data.pool) if size == "all" else min(int(size), len(data.pool))
+                if size == "all" and seed >= args.whole_pool_seeds:
+                    continue
                 subset = rng.choice(len(data.pool), n, replace=False)
                 for model in args.models.split(","):
-                    learner = make_learner(model, data.features, rng=seed)
+                    learner = (
+                        MLPClassifier(**PRESETS["mlp2"].params, random_state=seed)
+                        if model == HVG_MLP
+                        else make_learner(model, data.features, rng=seed)
+                    )
                     start = time.perf_counter()
                     # a semi-supervised learner also gets the pool's other cells, unlabeled
                     fit_learner(

@@ -277,3 +277,17 @@ def test_a_session_with_markers_cold_starts_by_them(tmp_path):
     with open_session(adata, tmp_path / "plain.sqlite") as session:
         assert type(session._engine.cold_start) is ColdStart
         assert len(set(types[session.next_batch(6)])) == 3
+
+
+def test_the_example_markers_name_pbmc3k_types_and_genes(pbmc3k_path):
+    """docs/examples/pbmc3k_markers.csv (the Seurat tutorial's markers) names every type of the
+    pbmc3k labels and only genes the file holds."""
+    from pathlib import Path
+
+    import scactive
+    from scactive.app._labels import read_markers
+
+    markers = read_markers(Path(__file__).parents[1] / "docs/examples/pbmc3k_markers.csv")
+    adata = scactive.read(pbmc3k_path)
+    assert set(markers) == set(adata.obs["cell_type"].astype(str))
+    assert {g for genes in markers.values() for g in genes} <= set(adata.var_names)
