@@ -243,3 +243,53 @@ def test_hybrid_switches_from_typical_to_uncertain_cells_by_labels_per_type(fitt
 
     np.testing.assert_array_equal(picks("hybrid", per_type=6), picks("maxherding"))  # 15 < 18
     np.testing.assert_array_equal(picks("hybrid", per_type=5), picks("bald"))  # 15 >= 15
+
+
+class _PlantedLearner:
+    """Confident on the first 50 cells, unsure on three cells that point three ways."""
+
+    classes_ = np.array([0, 1, 2])
+
+    def predict_proba(self, X):
+        proba = np.tile([1.0, 0.0, 0.0], (len(X), 1))
+        proba[X[:, 3] > 0] = [0.4, 0.3, 0.3]
+        return proba
+
+    def hidden_activations(self, X):
+        return X[:, :3]
+
+
+def test_badge_gradient_is_zero_for_a_sure_call_and_grows_with_doubt():
+    from scactive.strategies import gradient_embedding
+
+    proba = np.array([[1.0, 0.0], [0.5, 0.5]])
+    hidden = np.array([[2.0, 1.0], [2.0, 1.0]])
+    np.testing.assert_allclose(
+        gradient_embedding(proba, hidden), [[0, 0, 0, 0], [-1, -0.5, 1, 0.5]]
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_badge_asks_about_every_unsure_cell_and_one_sure_cell_at_most(seed):
+    X = np.zeros((53, 4), np.float32)
+    X[:, :3] = 1.0
+    X[50:, :3] = 5 * np.eye(3)  # the unsure cells, in three directions
+    X[50:, 3] = 1.0
+    picks = get_strategy("badge")(
+        _PlantedLearner(), X, labeled=np.zeros(53, bool), batch_size=4, rng=seed
+    )
+    assert {50, 51, 52} <= set(picks)
+    assert len(set(picks)) == 4
+
+
+def test_badge_reads_the_mlps_last_hidden_layer(fitted):
+    learner, X, _ = fitted
+    hidden = learner.hidden_activations(X)
+    assert hidden.shape == (len(X), 16) and (hidden >= 0).all()  # after ReLU
+    logits = (
+        hidden @ learner.network_.head.weight.detach().numpy().T
+        + learner.network_.head.bias.detach().numpy()
+    )
+    np.testing.assert_allclose(
+        np.exp(logits) / np.exp(logits).sum(1, keepdims=True), learner.predict_proba(X), atol=1e-5
+    )

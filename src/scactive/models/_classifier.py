@@ -269,6 +269,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             start += len(chunk)
         return out
 
+    @torch.no_grad()
+    def hidden_activations(self, X: np.ndarray) -> np.ndarray:
+        """The last hidden layer of every cell (cells x units), dropout off: the cells as
+        the output layer sees them (BADGE's gradient embedding reads them)."""
+        hold_threads()
+        X = self._check_query(X)
+        self.network_.eval()
+        out = [self.network_.last_hidden(torch.from_numpy(chunk)).numpy() for chunk in _chunks(X)]
+        width = self.network_.head.in_features
+        return np.concatenate(out) if out else np.empty((0, width), np.float32)
+
     def _check_query(self, X: np.ndarray) -> np.ndarray:
         """``X`` as float32 cells x genes, the genes of :meth:`fit`; refuses NaN and sparse."""
         check_is_fitted(self, "network_")

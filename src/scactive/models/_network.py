@@ -85,6 +85,13 @@ class MLP(nn.Module):
         """The first hidden layer before its dropout: the same in every MC-dropout draw."""
         return self.blocks[0][:-1](self.project(x))
 
+    def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations, dropout off: what the output layer reads."""
+        h = self.first_activation(x)
+        for block in self.blocks[1:]:
+            h = block[:-1](h)
+        return h
+
     def from_first(self, h: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits from the output of :meth:`first_activation`.
 

@@ -16,6 +16,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
             "strategy_names",
             "strategy_tags",
         ),
+        "._badge": ("BADGE", "gradient_embedding"),
         "._cold": (
             "ColdStart",
             "MarkerColdStart",

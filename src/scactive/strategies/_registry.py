@@ -19,6 +19,7 @@ from functools import partial
 
 from .._errors import InputError, unknown_name
 from .._plugins import load_entry_points
+from ._badge import BADGE
 from ._cold import ColdStart
 from ._strategies import (
     BALD,
@@ -171,6 +172,7 @@ for _name, _color in (
 ):
     _shipped(_name, _TYPICALITY[_name], _color)
 _shipped("hybrid", Hybrid, "#e7969c")
+_shipped("badge", BADGE, "#6b6ecf")
 
 #: The paper's five strategies.
 PAPER_STRATEGIES = ("random", "entropy", "qbc", "diversity", "wkmc")
