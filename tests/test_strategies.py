@@ -293,3 +293,19 @@ def test_badge_reads_the_mlps_last_hidden_layer(fitted):
     np.testing.assert_allclose(
         np.exp(logits) / np.exp(logits).sum(1, keepdims=True), learner.predict_proba(X), atol=1e-5
     )
+
+
+def test_badge_embeds_a_sample_when_the_gradients_would_be_too_wide(fitted, monkeypatch):
+    from scactive.strategies import _badge
+
+    learner, X, labeled = fitted
+    monkeypatch.setattr(_badge, "EMBEDDING_VALUES", 16 * 3 * 30)  # 30 cells of 16 units, 3 types
+    seen = []
+    original = type(learner).hidden_activations
+    monkeypatch.setattr(
+        type(learner),
+        "hidden_activations",
+        lambda self, X: seen.append(len(X)) or original(self, X),
+    )
+    picks = get_strategy("badge")(learner, X, labeled=labeled, batch_size=5, rng=0)
+    assert seen == [30] and len(set(picks)) == 5 and not labeled[picks].any()

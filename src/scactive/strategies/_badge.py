@@ -10,7 +10,8 @@ that is both uncertain and spread out. scikit-activeml's ``Badge`` needs a class
 returns its embeddings from ``predict_proba``; here the learner's own method gives them.
 
 The embedding has ``units x classes`` columns, so BADGE sees at most ``max_candidates``
-unlabeled cells (10,000 by default: 92 MB for 256 units and 9 types).
+unlabeled cells (10,000 by default: 92 MB for 256 units and 9 types), and fewer when they
+would hold more than 64 million values (a linear learner on 2,000 genes and 9 types: 3,555).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from ._strategies import Strategy
 
 #: Unlabeled cells BADGE embeds, at most (a random sample above).
 BADGE_CANDIDATES = 10_000
+#: Values of the gradient embeddings, at most (256 MB): fewer cells for wider ones.
+EMBEDDING_VALUES = 64_000_000
 
 
 def gradient_embedding(proba: np.ndarray, hidden: np.ndarray) -> np.ndarray:
@@ -46,10 +49,16 @@ class BADGE(Strategy):
     def select(self, learner, X, embedding, k, rng):
         from sklearn.cluster import kmeans_plusplus
 
+        width = learner.network_.head.in_features if hasattr(learner, "network_") else X.shape[1]
+        # a learner reading 2,000 genes has 2,000 x classes columns: embed a sample that fits
+        fits = max(k, EMBEDDING_VALUES // max(1, width * len(learner.classes_)))
+        rows = np.sort(rng.choice(len(X), fits, replace=False)) if len(X) > fits else None
+        X = X if rows is None else X[rows]
         hidden = learner.hidden_activations(X) if hasattr(learner, "hidden_activations") else X
         vectors = gradient_embedding(learner.predict_proba(X), hidden)
         _, picks = kmeans_plusplus(vectors, k, random_state=derive_seed(rng))
-        return _distinct(picks, vectors, k)
+        picks = _distinct(picks, vectors, k)
+        return picks if rows is None else rows[picks]
 
 
 def _distinct(picks: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
