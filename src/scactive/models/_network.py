@@ -86,11 +86,9 @@ class MLP(nn.Module):
         return self.blocks[0][:-1](self.project(x))
 
     def last_hidden(self, x: torch.Tensor) -> torch.Tensor:
-        """The last hidden layer's activations, dropout off: what the output layer reads."""
-        h = self.first_activation(x)
-        for block in self.blocks[1:]:
-            h = block[:-1](h)
-        return h
+        """The last hidden layer's activations, what the output layer reads (dropout as the
+        mode says: none in evaluation)."""
+        return self._hidden(self.first_activation(x))
 
     def from_first(self, h: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Logits from the output of :meth:`first_activation`.
@@ -99,11 +97,15 @@ class MLP(nn.Module):
         same units dropped for every cell. Without it, the dropout layers act as their mode
         says (a new mask per cell in training, none in evaluation).
         """
+        return self.head(self._hidden(h, masks))
+
+    def _hidden(self, h: torch.Tensor, masks: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """The hidden layers after the first's linear part and activation, each dropout's."""
         for i, block in enumerate(self.blocks):
             if i:
                 h = block[:-1](h)
             h = block[-1](h) if masks is None else h * masks[i]
-        return self.head(h)
+        return h
 
     def draw_masks(self, generator: torch.Generator) -> list[torch.Tensor]:
         """One dropout mask per hidden layer, scaled by ``1 / (1 - p)``: a sub-network."""
