@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,5 +70,16 @@ def load_model(path: str | Path) -> TrainedModel:
             payload.get("version", ""),
             payload.get("input", "scaled"),  # files written before the field: scaled genes
         )
-    except (OSError, EOFError, KeyError, TypeError, ValueError) as err:
+    # a file of another kind fails to unpickle; a pickle of another program's objects fails to
+    # import them or lacks the keys
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        ImportError,
+        pickle.UnpicklingError,
+    ) as err:
         raise InputError(f"'{path}' is not a scactive model file ({err}).") from err

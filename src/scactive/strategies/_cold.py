@@ -89,10 +89,13 @@ def connectivities(distances: np.ndarray, near: np.ndarray):
     return directed + directed.T - directed.multiply(directed.T)
 
 
-def leiden_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarray:
+def leiden_clusters(
+    points: np.ndarray, n_clusters: int | None, seed: int, *, resolution: float = 1.0
+) -> np.ndarray:
     """Leiden clusters (modularity) of the points' kNN graph, with the resolution searched
-    (doubling or halving from 1, then bisecting) for ``n_clusters`` clusters; the closest
-    count found in :data:`RESOLUTION_STEPS` runs is kept, more clusters winning ties."""
+    (doubling or halving from ``resolution``, then bisecting) for ``n_clusters`` clusters; the
+    closest count found in :data:`RESOLUTION_STEPS` runs is kept, more clusters winning ties.
+    ``n_clusters=None``: one run at ``resolution``."""
     import igraph
     from sklearn.neighbors import NearestNeighbors
 
@@ -103,8 +106,8 @@ def leiden_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarra
     graph = igraph.Graph(
         n=len(points), edges=np.column_stack([weights.row, weights.col])[upper], directed=False
     )
-    best, low, high, resolution = None, 0.0, np.inf, 1.0
-    for _ in range(RESOLUTION_STEPS):
+    best, low, high = None, 0.0, np.inf
+    for _ in range(RESOLUTION_STEPS if n_clusters is not None else 1):
         with _IGRAPH_LOCK:
             igraph.set_random_number_generator(random.Random(seed))
             try:
@@ -117,6 +120,8 @@ def leiden_clusters(points: np.ndarray, n_clusters: int, seed: int) -> np.ndarra
             finally:
                 igraph.set_random_number_generator(random)  # igraph's default
         labels = np.asarray(partition.membership, dtype=np.int64)
+        if n_clusters is None:
+            return labels
         count = int(labels.max()) + 1
         gap = (abs(count - n_clusters), count < n_clusters)
         if best is None or gap < best[0]:
