@@ -19,6 +19,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     submodules=("comparison", "datasets", "metrics", "models", "pp", "strategies"),
     attributes={
         "._errors": ("InputError",),
+        "._predict": ("predict",),
         "._simulate": ("simulate",),
         "._threads": ("set_threads",),
         ".comparison": ("compare",),

@@ -92,7 +92,7 @@ def split_list(value: str, kind: type = str) -> list:
         ) from err
 
 
-from . import _annotate, _compare, _serve, _simulate  # noqa: E402,F401 - registers the commands
+from . import _annotate, _compare, _predict, _serve, _simulate  # noqa: E402,F401 - registers the commands
 
 
 def main() -> None:
