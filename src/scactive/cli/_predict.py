@@ -63,8 +63,8 @@ def predict_command(
     over_clustering: Annotated[
         str | None,
         typer.Option(
-            help="obs column with the clusters majority voting uses [default: Leiden clusters "
-            "computed here, at CellTypist's resolution]",
+            help="obs column with the clusters majority voting uses (default: Leiden clusters "
+            "computed here, at CellTypist's resolution).",
             show_default=False,
         ),
     ] = None,
