@@ -18,7 +18,7 @@ genes are Ensembl IDs, matched through Kang's ``symbol`` column). Two models:
 The calls are mapped to Kang's types with ``docs/examples/pbmc3k_to_kang.csv`` and scored
 (``scactive.metrics.evaluate_labels``: accuracy, macro-F1 over Kang's types, calls outside
 them counting as wrong) as the raw prediction, the label thresholded at ``unknown_below``
-(0.5: "unassigned" below) and the majority vote of the labels over the over-clustering; on
+(0.5: "unknown" below) and the majority vote of the labels over the over-clustering; on
 every Kang cell and on the 8,472 that pass ``compare``'s QC (200 genes), the cells of
 docs/comparison.md. Writes ``runs/predict_transfer.csv`` (one row per model, call, cells and
 seed) and the confusion matrices of the first seed's ``shared genes`` model,
@@ -38,12 +38,13 @@ import pandas as pd
 import scactive
 from scactive._meta import package_version
 from scactive._predict import CLUSTERS, LABEL, MAJORITY, PREDICTION
+from scactive._predict_options import UNKNOWN
 from scactive.app._prepare import prepare_cells
 from scactive.bench import DataOptions, prepare
 from scactive.cli._compare import read_label_map
 from scactive.io import select_matrix
 from scactive.metrics import evaluate_labels
-from scactive.models import UNASSIGNED, TrainedModel, learner_input, make_learner, save_model
+from scactive.models import TrainedModel, learner_input, make_learner, save_model
 from scactive.pl import confusion_matrices
 from scactive.pp import gene_symbols
 
@@ -123,8 +124,8 @@ def main() -> None:
                                 "clusters": result.obs[CLUSTERS].nunique(),
                                 **summary,
                                 # frac_unassigned counts every call outside Kang's types
-                                "frac_called_unassigned": float(
-                                    (mapped[cells_scored] == UNASSIGNED).mean()
+                                "frac_called_unknown": float(
+                                    (mapped[cells_scored] == UNKNOWN).mean()
                                 ),
                             }
                         )
@@ -151,7 +152,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     summary = table.groupby(["cells", "model", "call"], sort=False)[
-        ["accuracy", "macro_f1", "frac_unassigned", "frac_called_unassigned"]
+        ["accuracy", "macro_f1", "frac_unassigned", "frac_called_unknown"]
     ].agg(lambda v: f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}")
     print(summary.to_string())
     fig = confusion_matrices(

@@ -28,10 +28,11 @@ from scactive._predict import (
     UNS_KEY,
     majority_labels,
 )
+from scactive._predict_options import UNKNOWN
 from scactive.app._prepare import prepare_cells
 from scactive.cli import app
 from scactive.io import select_matrix
-from scactive.models import UNASSIGNED, TrainedModel, make_learner, save_model
+from scactive.models import TrainedModel, make_learner, save_model
 
 N_TRAIN = 240
 
@@ -102,7 +103,7 @@ def test_too_few_shared_genes_are_refused_unless_allowed(model, new):
     assert result.uns[UNS_KEY]["n_shared_genes"] == n_kept
 
 
-def test_cells_below_the_threshold_are_unassigned_and_keep_their_raw_call(model, new):
+def test_cells_below_the_threshold_are_unknown_and_keep_their_raw_call(model, new):
     # a planted doubt: cells half of one type, half of another
     X = new.X.toarray()
     half = X.copy()
@@ -116,10 +117,10 @@ def test_cells_below_the_threshold_are_unassigned_and_keep_their_raw_call(model,
     result = scactive.predict(mixed, model, unknown_below=threshold)
     below = confidence < threshold
     assert below.any() and (~below).any()
-    assert (calls(result, LABEL)[below] == UNASSIGNED).all()
+    assert (calls(result, LABEL)[below] == UNKNOWN).all()
     np.testing.assert_array_equal(calls(result, LABEL)[~below], calls(result)[~below])
     np.testing.assert_array_equal(calls(result), calls(loose))  # the raw call is kept
-    assert (calls(loose, LABEL) == calls(loose)).all()  # unknown_below=0: never unassigned
+    assert (calls(loose, LABEL) == calls(loose)).all()  # unknown_below=0: never unknown
     assert result.uns[UNS_KEY]["unknown_below"] == threshold
 
 
@@ -257,9 +258,9 @@ def test_the_command_writes_the_calls_and_a_summary(files, new, tmp_path):
     table = pd.read_csv(csv, index_col="cell")
     assert list(table.index) == list(new.obs_names)
     np.testing.assert_array_equal(table[PREDICTION], truth(new))
-    n_unassigned = int((calls(written, LABEL) == UNASSIGNED).sum())
+    n_unknown = int((calls(written, LABEL) == UNKNOWN).sum())
     assert f"Predicted {new.n_obs} cells" in text
-    assert f"{n_unassigned / new.n_obs:.1%} of the cells are 'unassigned'" in text
+    assert f"{n_unknown / new.n_obs:.1%} of the cells are 'unknown'" in text
     for label, n in pd.Series(calls(written, LABEL)).value_counts().items():
         assert f"{label} │ {n}" in text
 

@@ -22,10 +22,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._errors import InputError
-from ._predict_options import MIN_SHARED_GENES, UNKNOWN_BELOW, check_predict_options
+from ._predict_options import MIN_SHARED_GENES, UNKNOWN, UNKNOWN_BELOW, check_predict_options
 from ._random import derive_seed
 from .io import looks_like_counts, select_matrix
-from .models import UNASSIGNED, TrainedModel, load_model
+from .models import TrainedModel, load_model
 from .pp import FeatureSpace, genes_to_remove, normalize
 
 logger = logging.getLogger("scactive")
@@ -71,7 +71,7 @@ def predict(
         pickle: open only model files you trust.
     unknown_below
         Cells whose most probable type has a probability below this are labeled
-        ``"unassigned"`` in ``scactive_label`` (``0``: never). The default, 0.5, is
+        ``"unknown"`` in ``scactive_label`` (``0``: never). The default, 0.5, is
         CellTypist's ``p_thres``: the call is kept when the model gives it better than even
         odds.
     majority_vote
@@ -104,7 +104,7 @@ def predict(
 
     - ``obs['scactive_prediction']``: the most probable type;
     - ``obs['scactive_confidence']``: its probability;
-    - ``obs['scactive_label']``: the prediction, or ``"unassigned"`` below ``unknown_below``;
+    - ``obs['scactive_label']``: the prediction, or ``"unknown"`` below ``unknown_below``;
     - with ``majority_vote``: ``obs['scactive_majority_voting']``, and the clusters in
       ``obs['scactive_over_clustering']`` when they were computed here;
     - ``obsm['scactive_proba']``: the probability of every type (cells x types);
@@ -139,7 +139,7 @@ def predict(
     table = pd.DataFrame(index=adata.obs_names.copy())
     table[PREDICTION] = pd.Categorical(prediction)
     table[CONFIDENCE] = confidence
-    table[LABEL] = pd.Categorical(np.where(confidence < unknown_below, UNASSIGNED, prediction))
+    table[LABEL] = pd.Categorical(np.where(confidence < unknown_below, UNKNOWN, prediction))
     if majority_vote:
         if clusters is None:
             clusters = over_cluster(log, resolution=resolution, rng=rng)
@@ -148,7 +148,7 @@ def predict(
     info = {
         "classes": [str(c) for c in classes],
         "unknown_below": float(unknown_below),
-        "unknown_label": UNASSIGNED,
+        "unknown_label": UNKNOWN,
         "n_model_genes": int(len(model.genes)),
         "n_shared_genes": int(matched.sum()),
         "missing_genes": [str(g) for g in np.asarray(model.genes)[~matched]],
@@ -162,13 +162,13 @@ def predict(
         out.obs[column] = table[column].to_numpy() if column == CONFIDENCE else table[column].array
     out.obsm[PROBA_KEY] = values
     out.uns[UNS_KEY] = info
-    n_unassigned = int((table[LABEL] == UNASSIGNED).sum())
+    n_unknown = int((table[LABEL] == UNKNOWN).sum())
     logger.info(
-        "predicted %d cells with %d of %d model genes; %d unassigned (confidence < %g)",
+        "predicted %d cells with %d of %d model genes; %d unknown (confidence < %g)",
         len(table),
         info["n_shared_genes"],
         info["n_model_genes"],
-        n_unassigned,
+        n_unknown,
         unknown_below,
     )
     return table if inplace else out

@@ -7,7 +7,9 @@ import numpy as np
 
 from ._errors import InputError
 
-#: Below this probability of its most probable type a cell is called ``"unassigned"``
+#: The call of a cell the model is not sure enough of (``scactive.io`` reads it as no label).
+UNKNOWN = "unknown"
+#: Below this probability of its most probable type a cell is called :data:`UNKNOWN`
 #: (CellTypist's ``p_thres``: the call is kept when the model gives it better than even odds).
 UNKNOWN_BELOW = 0.5
 #: The fewest of the model's genes, as a fraction, the data must hold.

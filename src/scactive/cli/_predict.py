@@ -49,7 +49,7 @@ def predict_command(
         float,
         typer.Option(
             help="Cells whose most probable type has a lower probability are labeled "
-            "'unassigned' in scactive_label (0: never)."
+            "'unknown' in scactive_label (0: never)."
         ),
     ] = UNKNOWN_BELOW,
     majority_vote: Annotated[
@@ -132,7 +132,7 @@ def predict_command(
 
 
 def _summary(result, written: list[Path]) -> None:
-    """Cells, genes shared, the label counts and the fraction unassigned."""
+    """Cells, genes shared, the label counts and the fraction unknown."""
     from rich.table import Table
 
     from .._predict import LABEL, MAJORITY, UNS_KEY
@@ -140,7 +140,7 @@ def _summary(result, written: list[Path]) -> None:
     info = result.uns[UNS_KEY]
     n_cells = result.n_obs
     labels = result.obs[LABEL].astype(str)
-    n_unassigned = int((labels == info["unknown_label"]).sum())
+    n_unknown = int((labels == info["unknown_label"]).sum())
     missing = info["n_model_genes"] - info["n_shared_genes"]
     console.print(
         f"Predicted [bold]{n_cells:,}[/] cells with {info['n_shared_genes']:,} of the model's "
@@ -167,7 +167,7 @@ def _summary(result, written: list[Path]) -> None:
         table.add_row(others, f"{rest:,}", f"{rest / n_cells:.1%}", *([""] if voting else []))
     console.print(table)
     console.print(
-        f"{n_unassigned / n_cells:.1%} of the cells are '{info['unknown_label']}' (confidence "
+        f"{n_unknown / n_cells:.1%} of the cells are '{info['unknown_label']}' (confidence "
         f"below {info['unknown_below']:g}). Wrote {', '.join(str(p) for p in written)}.",
         highlight=False,
     )
