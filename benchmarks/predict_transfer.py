@@ -37,7 +37,7 @@ import pandas as pd
 
 import scactive
 from scactive._meta import package_version
-from scactive._predict import CLUSTERS, LABEL, MAJORITY, PREDICTION
+from scactive._predict import CALL, CLUSTERS, MAJORITY, PREDICTION
 from scactive._predict_options import UNKNOWN
 from scactive.app._prepare import prepare_cells
 from scactive.bench import DataOptions, prepare
@@ -58,7 +58,7 @@ MODEL = "mlp2"
 #: ``min_shared_genes`` of the model on all of pbmc3k's genes (the default refuses Kang).
 ALL_GENES_MIN_SHARED = 0.1
 #: What is scored: the obs columns of ``scactive.predict``, by name in the tables.
-CALLS = {PREDICTION: "prediction", LABEL: "label", MAJORITY: "majority vote"}
+CALLS = {PREDICTION: "prediction", CALL: "label", MAJORITY: "majority vote"}
 
 
 def train(reference, labels, seed: int, out: Path) -> Path:

@@ -19,9 +19,9 @@ import scactive
 from conftest import make_counts
 from scactive import InputError
 from scactive._predict import (
+    CALL,
     CLUSTERS,
     CONFIDENCE,
-    LABEL,
     MAJORITY,
     PREDICTION,
     PROBA_KEY,
@@ -117,10 +117,10 @@ def test_cells_below_the_threshold_are_unknown_and_keep_their_raw_call(model, ne
     result = scactive.predict(mixed, model, unknown_below=threshold)
     below = confidence < threshold
     assert below.any() and (~below).any()
-    assert (calls(result, LABEL)[below] == UNKNOWN).all()
-    np.testing.assert_array_equal(calls(result, LABEL)[~below], calls(result)[~below])
+    assert (calls(result, CALL)[below] == UNKNOWN).all()
+    np.testing.assert_array_equal(calls(result, CALL)[~below], calls(result)[~below])
     np.testing.assert_array_equal(calls(result), calls(loose))  # the raw call is kept
-    assert (calls(loose, LABEL) == calls(loose)).all()  # unknown_below=0: never unknown
+    assert (calls(loose, CALL) == calls(loose)).all()  # unknown_below=0: never unknown
     assert result.uns[UNS_KEY]["unknown_below"] == threshold
 
 
@@ -203,7 +203,7 @@ def with_gene(adata, name, column):
 def test_inplace_writes_into_the_data_and_returns_the_table(model, new):
     table = scactive.predict(new, model, inplace=True)
     assert isinstance(table, pd.DataFrame) and list(table.index) == list(new.obs_names)
-    assert {PREDICTION, CONFIDENCE, LABEL} <= set(new.obs) and PROBA_KEY in new.obsm
+    assert {PREDICTION, CONFIDENCE, CALL} <= set(new.obs) and PROBA_KEY in new.obsm
     np.testing.assert_array_equal(table[PREDICTION].astype(str), calls(new))
 
 
@@ -258,10 +258,10 @@ def test_the_command_writes_the_calls_and_a_summary(files, new, tmp_path):
     table = pd.read_csv(csv, index_col="cell")
     assert list(table.index) == list(new.obs_names)
     np.testing.assert_array_equal(table[PREDICTION], truth(new))
-    n_unknown = int((calls(written, LABEL) == UNKNOWN).sum())
+    n_unknown = int((calls(written, CALL) == UNKNOWN).sum())
     assert f"Predicted {new.n_obs} cells" in text
     assert f"{n_unknown / new.n_obs:.1%} of the cells are 'unknown'" in text
-    for label, n in pd.Series(calls(written, LABEL)).value_counts().items():
+    for label, n in pd.Series(calls(written, CALL)).value_counts().items():
         assert f"{label} │ {n}" in text
 
 

@@ -31,7 +31,7 @@ from .pp import FeatureSpace, genes_to_remove, normalize
 logger = logging.getLogger("scactive")
 
 #: The per-cell columns :func:`predict` writes into ``obs``.
-PREDICTION, CONFIDENCE, LABEL = "scactive_prediction", "scactive_confidence", "scactive_label"
+PREDICTION, CONFIDENCE, CALL = "scactive_predicted", "scactive_confidence", "scactive_call"
 MAJORITY, CLUSTERS = "scactive_majority_voting", "scactive_over_clustering"
 #: Where the probabilities (``obsm``) and the run's settings and class names (``uns``) go.
 PROBA_KEY, UNS_KEY = "scactive_proba", "scactive_predict"
@@ -71,12 +71,12 @@ def predict(
         pickle: open only model files you trust.
     unknown_below
         Cells whose most probable type has a probability below this are labeled
-        ``"unknown"`` in ``scactive_label`` (``0``: never). The default, 0.5, is
+        ``"unknown"`` in ``scactive_call`` (``0``: never). The default, 0.5, is
         CellTypist's ``p_thres``: the call is kept when the model gives it better than even
         odds.
     majority_vote
         Also give each cluster of an over-clustering of the cells the most common of its
-        cells' labels (``scactive_label``; ties go to the first in sorted order), as
+        cells' labels (``scactive_call``; ties go to the first in sorted order), as
         CellTypist's majority voting does.
     over_clustering
         The clusters majority voting uses: an ``obs`` column or one value per cell. Default:
@@ -102,9 +102,9 @@ def predict(
     -------
     A copy of ``adata`` (or, with ``inplace=True``, the per-cell table, indexed by cell) with:
 
-    - ``obs['scactive_prediction']``: the most probable type;
+    - ``obs['scactive_predicted']``: the most probable type;
     - ``obs['scactive_confidence']``: its probability;
-    - ``obs['scactive_label']``: the prediction, or ``"unknown"`` below ``unknown_below``;
+    - ``obs['scactive_call']``: the prediction, or ``"unknown"`` below ``unknown_below``;
     - with ``majority_vote``: ``obs['scactive_majority_voting']``, and the clusters in
       ``obs['scactive_over_clustering']`` when they were computed here;
     - ``obsm['scactive_proba']``: the probability of every type (cells x types);
@@ -139,12 +139,12 @@ def predict(
     table = pd.DataFrame(index=adata.obs_names.copy())
     table[PREDICTION] = pd.Categorical(prediction)
     table[CONFIDENCE] = confidence
-    table[LABEL] = pd.Categorical(np.where(confidence < unknown_below, UNKNOWN, prediction))
+    table[CALL] = pd.Categorical(np.where(confidence < unknown_below, UNKNOWN, prediction))
     if majority_vote:
         if clusters is None:
             clusters = over_cluster(log, resolution=resolution, rng=rng)
             table[CLUSTERS] = pd.Categorical(clusters)
-        table[MAJORITY] = pd.Categorical(majority_labels(table[LABEL].to_numpy(), clusters))
+        table[MAJORITY] = pd.Categorical(majority_labels(table[CALL].to_numpy(), clusters))
     info = {
         "classes": [str(c) for c in classes],
         "unknown_below": float(unknown_below),
@@ -162,7 +162,7 @@ def predict(
         out.obs[column] = table[column].to_numpy() if column == CONFIDENCE else table[column].array
     out.obsm[PROBA_KEY] = values
     out.uns[UNS_KEY] = info
-    n_unknown = int((table[LABEL] == UNKNOWN).sum())
+    n_unknown = int((table[CALL] == UNKNOWN).sum())
     logger.info(
         "predicted %d cells with %d of %d model genes; %d unknown (confidence < %g)",
         len(table),

@@ -49,7 +49,7 @@ def predict_command(
         float,
         typer.Option(
             help="Cells whose most probable type has a lower probability are labeled "
-            "'unknown' in scactive_label (0: never)."
+            "'unknown' in scactive_call (0: never)."
         ),
     ] = UNKNOWN_BELOW,
     majority_vote: Annotated[
@@ -135,11 +135,11 @@ def _summary(result, written: list[Path]) -> None:
     """Cells, genes shared, the label counts and the fraction unknown."""
     from rich.table import Table
 
-    from .._predict import LABEL, MAJORITY, UNS_KEY
+    from .._predict import CALL, MAJORITY, UNS_KEY
 
     info = result.uns[UNS_KEY]
     n_cells = result.n_obs
-    labels = result.obs[LABEL].astype(str)
+    labels = result.obs[CALL].astype(str)
     n_unknown = int((labels == info["unknown_label"]).sum())
     missing = info["n_model_genes"] - info["n_shared_genes"]
     console.print(
@@ -149,7 +149,7 @@ def _summary(result, written: list[Path]) -> None:
         + f"; {'counts normalised' if info['input_counts'] else 'log-normalised input'}."
     )
     table = Table(title=None, show_edge=False)
-    table.add_column("scactive_label")
+    table.add_column("scactive_call")
     table.add_column("cells", justify="right")
     table.add_column("fraction", justify="right")
     voting = MAJORITY in result.obs
