@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 
 from conftest import make_counts
 from scactive import simulate
-from scactive.app import open_session
+from scactive.app import SCHEMA_VERSION, open_session
 from scactive.loop._stopping import (
     StoppingMonitor,
     StoppingRule,
@@ -187,7 +187,7 @@ def test_a_session_file_of_schema_1_opens_and_gains_the_columns(adata, tmp_path)
         _label_some(session, adata, 1)
         assert session.train()["estimated_f1"] > 0
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_app_state_carries_the_estimate(adata, tmp_path):

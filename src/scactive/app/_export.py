@@ -80,15 +80,20 @@ def check_export_targets(
     return checked
 
 
+#: The ``obs`` column of an export holding each cell's current label.
+LABEL_COLUMN = "scactive_label"
+#: The ``uns`` key of an export holding the session's record (:mod:`._record`).
+RECORD_KEY = "scactive"
 #: Columns an export writes into ``obs`` and the CSV.
 EXPORT_COLUMNS = (
-    "scactive_label",
+    LABEL_COLUMN,
     "scactive_answer_kind",
     "scactive_predicted",
     "scactive_confidence",
     "scactive_round",
     "scactive_strategy",
     "scactive_answered_at",
+    "scactive_annotator",
 )
 
 
@@ -107,6 +112,7 @@ def export_table(
         columns["scactive_answer_kind"][i] = a["kind"]
         columns["scactive_strategy"][i] = a["strategy"]
         columns["scactive_answered_at"][i] = a["answered_at"]
+        columns["scactive_annotator"][i] = a.get("annotator") or ""  # answered, not named
         rounds[i] = a["round"]
     confidence = np.full(n, np.nan, dtype=np.float32)
     if len(predictions):
@@ -124,18 +130,19 @@ def export_table(
 
 
 def write_h5ad(
-    path: Path, adata: ad.AnnData, table: pd.DataFrame, umap: np.ndarray, info: dict
+    path: Path, adata: ad.AnnData, table: pd.DataFrame, umap: np.ndarray, record: dict
 ) -> Path:
     """Write ``adata`` (all cells, its own ``X``) with the columns of ``table`` in ``obs``,
     the session's UMAP in ``obsm['X_umap']`` (a UMAP the input had is kept as
-    ``obsm['X_umap_input']``) and ``info`` in ``uns['scactive_session']``."""
+    ``obsm['X_umap_input']``) and the session's ``record`` (:func:`._record.session_record`)
+    in ``uns['scactive']``, replacing one the input carried."""
     out = adata.copy()
     for column in table.columns:
         out.obs[column] = table[column].array
     if "X_umap" in out.obsm and not np.allclose(out.obsm["X_umap"], umap):
         out.obsm["X_umap_input"] = out.obsm["X_umap"]
     out.obsm["X_umap"] = umap.copy()
-    out.uns["scactive_session"] = info
+    out.uns[RECORD_KEY] = record
     return atomic_write(path, out.write_h5ad)
 
 

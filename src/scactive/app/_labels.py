@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -14,10 +14,14 @@ import pandas as pd
 from .._errors import InputError
 from ..io import MISSING_LABELS, read_small_table
 from ..loop import KINDS
+from ._export import LABEL_COLUMN
+from ._record import recorded_labels
 from ._store import SessionError
 
-#: Longest label accepted, in characters.
+#: Longest label (or annotator name) accepted, in characters.
 MAX_LABEL_LENGTH = 200
+#: Bad rows of a batch of answers named in its error message.
+SHOW_PROBLEMS = 5
 #: Unicode categories refused in labels: control, format (zero-width, bidi overrides),
 #: surrogate, private-use, unassigned, and line or paragraph separators.
 _REFUSED_CATEGORIES = {
@@ -31,12 +35,17 @@ _REFUSED_CATEGORIES = {
 }
 
 
-def seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple[str, str]]:
+def seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple]:
+    """The labels of ``adata.obs[label_key]`` as seed answers ``(cell, label, annotator,
+    answered_at)``; missing values and the texts of :data:`~scactive.io.MISSING_LABELS`
+    (``unknown``, empty...) are no labels. Read from an export's ``scactive_label``, a label
+    its answer log gave keeps who gave it and when (else both are None)."""
     if label_key not in adata.obs:
         raise InputError(
             f"label_key={label_key!r} not in adata.obs; available: {list(adata.obs.columns)}. "
             "Pass the column holding known cell types, or leave it out to start from scratch."
         )
+    given = recorded_labels(adata) if label_key == LABEL_COLUMN else {}
     seeds = []
     for cell, value in zip(adata.obs_names.astype(str), adata.obs[label_key], strict=True):
         if value is None or pd.isna(value):
@@ -45,14 +54,43 @@ def seed_labels(adata: ad.AnnData, label_key: str) -> list[tuple[str, str]]:
         if text.lower() in MISSING_LABELS:
             continue
         try:
-            seeds.append((cell, check_label(text)))
+            label = check_label(text)
         except SessionError as err:
             raise InputError(f"label_key={label_key!r}, cell {cell!r}: {err}") from err
+        answer = given.get(cell, {})
+        if answer.get("label") == label:
+            seeds.append((cell, label, answer["annotator"] or None, answer["answered_at"]))
+        else:
+            seeds.append((cell, label, None, None))
     return seeds
 
 
 def check_label(label: object, what: str = "label") -> str:
     """A label stripped of surrounding space; refuses empty, over-long and control text."""
+    text = _visible_text(label, what)
+    if not text:
+        raise SessionError(
+            f"The {what} is empty; give a cell type, or answer with kind 'unsure' or 'skip'."
+        )
+    if text.lower() in MISSING_LABELS:
+        raise SessionError(
+            f"The {what} {text!r} reads as 'no label' in scactive; answer with kind 'unsure' "
+            "or 'skip' instead, or name the type."
+        )
+    return text
+
+
+def check_annotator(name: object) -> str | None:
+    """Who answered: a name stripped of surrounding space (NFC), or None for no name (None
+    or blank); refuses what :func:`check_label` refuses in any text."""
+    if name is None:
+        return None
+    return _visible_text(name, "annotator name") or None
+
+
+def _visible_text(label: object, what: str) -> str:
+    """Text stripped and in NFC, at most :data:`MAX_LABEL_LENGTH` characters, refusing
+    characters that hide or break text; may be empty."""
     if not isinstance(label, str):
         raise SessionError(f"The {what} must be text; got {type(label).__name__} {label!r:.60}.")
     bad = next(  # surrounding white space (a trailing line break, say) is only trimmed
@@ -71,19 +109,10 @@ def check_label(label: object, what: str = "label") -> str:
             "breaks text, so labels that look alike would differ); type it again without it."
         )
     text = unicodedata.normalize("NFC", label).strip()
-    if not text:
-        raise SessionError(
-            f"The {what} is empty; give a cell type, or answer with kind 'unsure' or 'skip'."
-        )
     if len(text) > MAX_LABEL_LENGTH:
         raise SessionError(
             f"The {what} has {len(text)} characters; at most {MAX_LABEL_LENGTH} are allowed "
             f"({text[:40]!r}...)."
-        )
-    if text.lower() in MISSING_LABELS:
-        raise SessionError(
-            f"The {what} {text!r} reads as 'no label' in scactive; answer with kind 'unsure' "
-            "or 'skip' instead, or name the type."
         )
     return text
 
@@ -130,22 +159,39 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
     return check_markers(markers)
 
 
+#: The fields of an answer row, in the order a sequence gives them.
+ANSWER_FIELDS = ("cell", "label", "kind", "strategy", "annotator")
+
+
 def answer_row(row) -> tuple:
-    """An answer row as ``(cell, label, kind, strategy)``: from a mapping with those keys or
-    a sequence ``(cell, label[, kind[, strategy]])``; kind defaults to ``label``."""
+    """An answer row as ``(cell, label, kind, strategy, annotator)``: from a mapping with
+    those keys or a sequence ``(cell, label[, kind[, strategy[, annotator]]])``; kind
+    defaults to ``label``."""
     if isinstance(row, Mapping):
-        cell, label, kind, strategy = (row.get(k) for k in ("cell", "label", "kind", "strategy"))
+        cell, label, kind, strategy, annotator = (row.get(k) for k in ANSWER_FIELDS)
     else:
         row = tuple(row)
-        if not 2 <= len(row) <= 4:
-            raise SessionError(f"An answer row is (cell, label[, kind[, strategy]]); got {row!r}.")
-        cell, label, kind, strategy = (*row, None, None)[:4]
-    return cell, label, kind or "label", strategy
+        if not 2 <= len(row) <= len(ANSWER_FIELDS):
+            raise SessionError(
+                f"An answer row is (cell, label[, kind[, strategy[, annotator]]]); got {row!r}."
+            )
+        cell, label, kind, strategy, annotator = (*row, None, None, None)[: len(ANSWER_FIELDS)]
+    return cell, label, kind or "label", strategy, annotator
 
 
-def check_answer(label, kind, strategy: str) -> tuple:
-    """``(label, kind, strategy)`` checked: a known kind, a valid label for ``label``
-    answers and none for the others, a short strategy name."""
+def listed_problems(problems: Sequence[tuple[int, Exception]], *, first: int, word: str) -> str:
+    """The first :data:`SHOW_PROBLEMS` problems ``(position, error)`` as ``"row 1: ...; row
+    4: ...; and 3 more"``, numbered from ``first`` and named by ``word``."""
+    shown = "; ".join(
+        f"{word} {i + first}: {str(err).rstrip('.')}" for i, err in problems[:SHOW_PROBLEMS]
+    )
+    more = len(problems) - SHOW_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def check_answer(label, kind, strategy: str, annotator=None) -> tuple:
+    """``(label, kind, strategy, annotator)`` checked: a known kind, a valid label for
+    ``label`` answers and none for the others, a short strategy name, a name or None."""
     if kind not in KINDS:
         raise SessionError(f"kind={kind!r}; expected one of {', '.join(map(repr, KINDS))}.")
     if kind == "label":
@@ -159,4 +205,4 @@ def check_answer(label, kind, strategy: str) -> tuple:
         label = None
     if not isinstance(strategy, str) or len(strategy) > MAX_LABEL_LENGTH:
         raise SessionError(f"strategy={strategy!r}; expected a short name.")
-    return label, kind, strategy
+    return label, kind, strategy, check_annotator(annotator)

@@ -40,7 +40,9 @@ from ._guard import (
     text_field,
     whole_field,
 )
+from ._labels import check_annotator
 from ._map import session_map
+from ._record import remember_settings
 from ._store import UnknownCellError
 
 logger = logging.getLogger("scactive")
@@ -147,6 +149,7 @@ def create_app(
     batch_size: int = 20,
     strategy: str = "entropy",
     hosts: Iterable[str] | None = None,
+    annotator: str | None = None,
 ) -> Starlette:
     """The Starlette application serving ``session``.
 
@@ -161,6 +164,9 @@ def create_app(
     hosts
         The names the server answers to (``Host`` header, any port). Default: the loopback
         names without a token, any name with one (the token guards every request).
+    annotator
+        The name recorded with each answer whose request names no ``annotator`` (None: no
+        one named); ``/api/state`` reports it as ``annotator``.
 
     Security model: without a token the server trusts only its own loopback origin (Host a
     loopback name, state-changing requests same-origin JSON); with one, every request must
@@ -169,6 +175,7 @@ def create_app(
     check_batch_size(batch_size, most=MAX_BATCH)
     if strategy not in _strategies():
         raise InputError(f"Unknown strategy {strategy!r}; valid: {sorted(_strategies())}.")
+    annotator = check_annotator(annotator)
     if hosts is None:
         hosts = None if token else LOOPBACK_NAMES
     allowed = None if hosts is None else frozenset(host_name(h) for h in hosts)
@@ -178,6 +185,7 @@ def create_app(
     if get_threads() is None:
         set_threads(1)
     trainer = _Trainer(session, batch_size=batch_size, strategy=strategy)
+    remember_settings(session.path, strategy=strategy, batch_size=batch_size)  # for exports
 
     async def index(request: Request) -> Response:
         page = files("scactive.app").joinpath("static", "index.html").read_text("utf-8")
@@ -208,6 +216,7 @@ def create_app(
                 for cell, row in shown.iterrows()
             },
             "strategies": sorted(_strategies()),
+            "annotator": annotator,
             # where the batch's cells are in the map (GET /api/map), which carries no names
             "positions": dict(
                 zip(batch["batch"], session.cells.get_indexer(batch["batch"]).tolist(), strict=True)
@@ -263,13 +272,17 @@ def create_app(
         return JSONResponse(_clean(session.cell_evidence(request.path_params["cell"])))
 
     async def answer(request: Request) -> Response:
-        body = await json_body(request, ("cell", "label", "kind"))
+        body = await json_body(request, ("cell", "label", "kind", "annotator"))
         cell = text_field(body, "cell")
         if cell is None:
             raise BadRequest("'cell' must be text: the id of the cell answered.")
         kind = text_field(body, "kind", default="label", max_length=40)
         label = text_field(body, "label", max_length=10_000)
-        answer_id = session.answer(cell, label, kind=kind)  # validates cell, kind and label
+        # the page's name field, else the server's --annotator; blank counts as none
+        name = text_field(body, "annotator", max_length=10_000)
+        name = annotator if name is None or not name.strip() else name
+        # validates cell, kind, label and name
+        answer_id = session.answer(cell, label, kind=kind, annotator=name)
         if not trainer.pending() and not trainer.running:
             trainer.start()
         return JSONResponse({"id": answer_id, "pending": trainer.pending()})
@@ -289,6 +302,10 @@ def create_app(
             )
         size = whole_field(body, "batch_size", low=1, high=MAX_BATCH, default=trainer.batch_size)
         started = trainer.start(strategy=strategy_name, batch_size=size)
+        if started:
+            await run_in_threadpool(
+                remember_settings, session.path, strategy=strategy_name, batch_size=size
+            )
         return JSONResponse({"started": started})
 
     async def export(request: Request) -> Response:

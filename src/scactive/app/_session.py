@@ -34,12 +34,13 @@ from ._export import (
     write_csv,
     write_h5ad,
 )
-from ._labels import answer_row, check_answer
+from ._labels import answer_row, check_answer, listed_problems
 from ._model import SessionModel, Snapshot, round_summary, stopping_summary
 from ._prepare import (
     PreparedCells,
     recorded_source,
 )
+from ._record import session_record
 from ._store import SessionError, SessionStore, UnknownCellError
 
 __all__ = [
@@ -163,31 +164,34 @@ class Session:
 
     # -- answering ------------------------------------------------------------------------
     def answer(
-        self, cell: str, label: str | None = None, kind: str = "label", strategy: str | None = None
+        self,
+        cell: str,
+        label: str | None = None,
+        kind: str = "label",
+        strategy: str | None = None,
+        annotator: str | None = None,
     ) -> int:
         """Record an answer, committed before this returns; returns its id.
 
         ``kind`` is ``label`` (with ``label``, which joins the vocabulary if new), ``unsure``,
         ``doublet`` or ``skip`` (without a label). Answering an answered cell relabels it.
-        ``strategy`` defaults to the one that proposed the cell.
+        ``strategy`` defaults to the one that proposed the cell; ``annotator``: who answered.
         """
-        return self.answer_many([(cell, label, kind, strategy)])[0]
+        return self.answer_many([(cell, label, kind, strategy, annotator)])[0]
 
     def answer_many(self, rows: Iterable) -> list[int]:
         """Record many answers in one transaction: all of them, or none when any is bad.
 
-        Each row is ``(cell, label[, kind[, strategy]])`` or a mapping with those keys.
+        Each row is ``(cell, label[, kind[, strategy[, annotator]]])`` or a mapping.
         """
         rows = [answer_row(r) for r in rows]
         checked, problems = self._check_rows(rows)
         if problems:
             if len(rows) == 1:
                 raise problems[0][1]
-            raise SessionError(
-                f"{len(problems)} of {len(rows)} answers are invalid, none was recorded: "
-                + "; ".join(f"row {i + 1}: {str(err).rstrip('.')}" for i, err in problems[:5])
-                + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-            )
+            listed = listed_problems(problems, first=1, word="row")
+            counts = f"{len(problems)} of {len(rows)}"
+            raise SessionError(f"{counts} answers are invalid, none was recorded: {listed}")
         ids, added = self._store.add_answers(checked)
         if added:
             logger.info("new cell types in the vocabulary: %s", ", ".join(map(repr, added)))
@@ -206,7 +210,7 @@ class Session:
                 problems.append((i, err))
         return checked, problems
 
-    def _check_answer(self, cell, label, kind, strategy) -> tuple:
+    def _check_answer(self, cell, label, kind, strategy, annotator) -> tuple:
         if not isinstance(cell, str) or cell not in self._position:
             raise UnknownCellError(
                 f"Unknown cell {cell!r}: not one of the {len(self.cells)} cells of the data "
@@ -215,7 +219,7 @@ class Session:
         if strategy is None:
             with self._proposed_lock:
                 strategy = self._proposed.get(cell, "user")
-        return (cell, *check_answer(label, kind, strategy))
+        return (cell, *check_answer(label, kind, strategy, annotator))
 
     def undo(self, answer_id: int | None = None) -> dict | None:
         """Undo an answer; the undo of a relabel restores the previous label.
@@ -335,10 +339,11 @@ class Session:
         written.
 
         ``path_h5ad``: the input AnnData (all cells, its own ``X``) with the ``obs`` columns
-        of ``EXPORT_COLUMNS`` and the session's UMAP in ``obsm['X_umap']`` (a UMAP the input
-        had is kept as ``obsm['X_umap_input']``). ``path_csv``: the same columns, one row per
-        cell. ``path_model``: the current learner (:func:`scactive.models.load_model` reads
-        it; trained first if needed). Predicted columns are empty before any training.
+        of ``EXPORT_COLUMNS``, the session's UMAP in ``obsm['X_umap']`` (the input's kept as
+        ``obsm['X_umap_input']``) and the session's record in ``uns['scactive']`` (settings,
+        vocabulary, markers, every answer, rounds). ``path_csv``: the same columns, one row
+        per cell. ``path_model``: the current learner (:func:`scactive.models.load_model`
+        reads it; trained first if needed). Predicted columns are empty before any training.
         """
         targets = check_export_targets(
             {"h5ad": path_h5ad, "csv": path_csv, "model": path_model}, self.protected_paths()
@@ -356,13 +361,8 @@ class Session:
                 )
             written["model"] = save_model(model, path_model)
         if path_h5ad is not None:
-            info = {
-                "session_file": str(self.path),
-                "model": self.model,
-                "round": self._store.current_round(),
-                "vocabulary": [v["label"] for v in self._store.vocabulary()],
-            }
-            written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, info)
+            record = session_record(self._store, model=self.model, cv_model=self.cv_model)
+            written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, record)
         if path_csv is not None:
             written["csv"] = write_csv(path_csv, table)
         return written

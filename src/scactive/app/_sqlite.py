@@ -12,7 +12,7 @@ from pathlib import Path
 from .._errors import InputError
 
 #: Version of the tables below; a file with a higher one is refused, a lower one migrated.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
 APPLICATION_ID = 0x73634163
 #: What a person can answer about a cell.
@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS answers (
     superseded_by INTEGER REFERENCES answers (id),
     undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
     undone_at TEXT,
+    annotator TEXT,
     CHECK ((kind = 'label') = (label IS NOT NULL))
 );
 -- at most one active answer per cell, enforced by the database itself
@@ -215,6 +216,7 @@ _ADDED = {
         ("rounds", "agreement", "REAL"),
         ("rounds", "stop", "INTEGER"),
     ],
+    3: [("answers", "annotator", "TEXT")],  # who answered (NULL: not named)
 }
 
 
@@ -225,4 +227,6 @@ def _migrate(conn: sqlite3.Connection) -> None:
     for added_in, columns in sorted(_ADDED.items()):
         if version < added_in:
             for table, column, kind in columns:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:  # one already there (a file edited by hand) stays
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -33,7 +33,7 @@ SOURCES = ("seed", "markers", "user")
 
 _ANSWER_COLUMNS = (
     "id, cell, label, kind, round, strategy, origin, answered_at, supersedes, superseded_by, "
-    "undone, undone_at"
+    "undone, undone_at, annotator"
 )
 _ACTIVE = "undone = 0 AND superseded_by IS NULL"
 _CURRENT_ROUND = "(SELECT COALESCE(MAX(round) + 1, 0) FROM rounds)"
@@ -134,11 +134,13 @@ class SessionStore:
         meta: dict[str, object],
         *,
         embeddings: dict[str, np.ndarray],
-        seeds: Sequence[tuple[str, str]] = (),
+        seeds: Sequence[tuple] = (),
         vocabulary: Sequence[tuple[str, str]] = (),
     ) -> bool:
         """Write a new session's metadata, cached embeddings, seed answers and vocabulary.
 
+        Each seed is ``(cell, label[, annotator, answered_at])``: who gave the label and when,
+        when known (a label carried over from an export's answer log), else no one and now.
         All in one transaction. Returns False (writing nothing) when another process has
         initialised the file in the meantime.
         """
@@ -159,9 +161,9 @@ class SessionStore:
                 )
             _add_vocabulary(conn, vocabulary, stamp)
             conn.executemany(
-                "INSERT INTO answers (cell, label, kind, round, strategy, origin, answered_at) "
-                "VALUES (?, ?, 'label', 0, 'seed', 'seed', ?)",
-                [(cell, label, stamp) for cell, label in seeds],
+                "INSERT INTO answers (cell, label, kind, round, strategy, origin, answered_at, "
+                "annotator) VALUES (?, ?, 'label', 0, 'seed', 'seed', ?, ?)",
+                [_seed_row(seed, stamp) for seed in seeds],
             )
         return True
 
@@ -208,10 +210,9 @@ class SessionStore:
         return out
 
     # -- answers ---------------------------------------------------------------------------
-    def add_answers(
-        self, rows: Sequence[tuple[str, str | None, str, str | None]]
-    ) -> tuple[list[int], list[str]]:
-        """Record answers ``(cell, label, kind, strategy)`` in one transaction.
+    def add_answers(self, rows: Sequence[tuple]) -> tuple[list[int], list[str]]:
+        """Record answers ``(cell, label, kind, strategy, annotator)`` in one transaction
+        (``annotator``: who answered, None when not named).
 
         A cell with an active answer is relabeled: the new answer supersedes the old one.
         Labels not in the vocabulary are added to it (source ``user``). Returns the new answer
@@ -221,9 +222,9 @@ class SessionStore:
         with self._write() as conn:
             stamp = now()
             added = _add_vocabulary(
-                conn, [(label, "user") for _, label, kind, _ in rows if kind == "label"], stamp
+                conn, [(row[1], "user") for row in rows if row[2] == "label"], stamp
             )
-            for cell, label, kind, strategy in rows:
+            for cell, label, kind, strategy, annotator in rows:
                 old = conn.execute(
                     f"SELECT id FROM answers WHERE cell = ? AND {_ACTIVE}", (cell,)
                 ).fetchone()
@@ -231,8 +232,9 @@ class SessionStore:
                     conn.execute("UPDATE answers SET superseded_by = -1 WHERE id = ?", old)
                 new = conn.execute(
                     "INSERT INTO answers (cell, label, kind, round, strategy, origin, "
-                    f"answered_at, supersedes) VALUES (?, ?, ?, {_CURRENT_ROUND}, ?, 'user', ?, ?)",
-                    (cell, label, kind, strategy, stamp, None if old is None else old[0]),
+                    "answered_at, supersedes, annotator) "
+                    f"VALUES (?, ?, ?, {_CURRENT_ROUND}, ?, 'user', ?, ?, ?)",
+                    (cell, label, kind, strategy, stamp, old and old[0], annotator),
                 ).lastrowid
                 if old is not None:
                     conn.execute("UPDATE answers SET superseded_by = ? WHERE id = ?", (new, old[0]))
@@ -329,6 +331,13 @@ def _add_vocabulary(
         if cursor.rowcount:
             added.append(label)
     return added
+
+
+def _seed_row(seed: Sequence, stamp: str) -> tuple:
+    """A seed ``(cell, label[, annotator, answered_at])`` as the row it is stored as."""
+    cell, label, *given = seed
+    annotator, answered_at = (*given, None, None)[:2]
+    return cell, label, answered_at or stamp, annotator
 
 
 def _answer(row: tuple) -> dict:

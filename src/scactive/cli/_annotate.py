@@ -23,6 +23,7 @@ from .._errors import InputError
 from . import _options as opt
 from . import app, console, fail, setup_logging
 from ._session_args import (
+    Annotator,
     Learner,
     Markers,
     OptionalData,
@@ -32,9 +33,6 @@ from ._session_args import (
     open_session_over,
     recorded_data,
 )
-
-#: Rows of a bad answers file quoted in the error message.
-SHOW_PROBLEMS = 5
 
 
 @app.command(cls=opt.ListingCommand)
@@ -62,6 +60,8 @@ def query(
     Columns: cell, strategy, then predicted and confidence once a model is trained, then
     umap1, umap2. Until two cell types are labeled the cells spread across clusters.
     """
+    from ..app._record import remember_settings
+
     setup_logging(verbose)
     try:
         opt.load_plugins(plugin)
@@ -85,6 +85,7 @@ def query(
                     f"{'n/a (one type labeled)' if estimate is None else f'{estimate:.1%}'}."
                 )
             cells = s.next_batch(n, strategy)
+            remember_settings(s.path, strategy=strategy, batch_size=n)  # for exports
             if not cells:
                 console.print("Every cell has an answer: nothing left to ask.")
             table = s.embedding().set_index("cell").loc[cells]
@@ -118,12 +119,15 @@ def teach(
     session: SessionFile,
     label_key: SeedLabels = None,
     markers: Markers = None,
+    annotator: Annotator = None,
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
     verbose: opt.Verbose = False,
 ) -> None:
     """Record answers from a CSV: all rows or, if any row is bad, none."""
+    from ..app._labels import check_annotator, listed_problems
+
     setup_logging(verbose)
     try:
         if not 1 <= len(paths) <= 2:
@@ -132,7 +136,8 @@ def teach(
                 "scactive teach answers.csv --session S."
             )
         data, answers = (None, Path(paths[0])) if len(paths) == 1 else (paths[0], Path(paths[1]))
-        rows = _read_answers(answers)
+        name = check_annotator(annotator)
+        rows = [{**row, "annotator": name} for row in _read_answers(answers)]
         with open_session_over(
             data,
             session,
@@ -144,14 +149,10 @@ def teach(
         ) as s:
             problems = s.validate_answers(rows)
             if problems:
-                shown = "; ".join(
-                    f"line {i + 2}: {str(err).rstrip('.')}" for i, err in problems[:SHOW_PROBLEMS]
-                )
-                more = len(problems) - SHOW_PROBLEMS
+                shown = listed_problems(problems, first=2, word="line")  # line 1: the header
                 raise InputError(
                     f"'{answers}': {len(problems)} of {len(rows)} rows are invalid, so nothing "
-                    f"was recorded. {shown}{f'; and {more} more' if more > 0 else ''}. Fix "
-                    "these rows and run teach again."
+                    f"was recorded. {shown}. Fix these rows and run teach again."
                 )
             before = set(s.labels()["cell"])
             vocabulary = {v["label"] for v in s.status()["vocabulary"]}

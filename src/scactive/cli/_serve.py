@@ -31,6 +31,7 @@ def annotate(
     session: sessions.SessionFile,
     label_key: sessions.SeedLabels = None,
     markers: sessions.Markers = None,
+    annotator: sessions.Annotator = None,
     learner: sessions.Learner = None,
     seed: sessions.Seed = None,
     input_umap: sessions.InputUmap = True,
@@ -87,7 +88,14 @@ def annotate(
             input_umap=input_umap,
         )
         try:
-            web = create_app(s, token=token, batch_size=batch_size, strategy=strategy, hosts=hosts)
+            web = create_app(
+                s,
+                token=token,
+                batch_size=batch_size,
+                strategy=strategy,
+                hosts=hosts,
+                annotator=annotator,
+            )
         except BaseException:
             s.close()
             raise

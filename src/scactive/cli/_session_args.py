@@ -43,6 +43,13 @@ SeedLabels = Annotated[
         help="New sessions: obs column whose known labels become the first answers.",
     ),
 ]
+Annotator = Annotated[
+    str | None,
+    typer.Option(
+        help="Your name, recorded with each answer (and in the export); none by default.",
+        show_default=False,
+    ),
+]
 OptionalData = Annotated[
     str | None,
     typer.Argument(
@@ -67,7 +74,10 @@ def open_session_over(
     transpose: bool = False,
     input_umap: bool = True,
 ):
-    """Read ``data`` (default: the path the session recorded) and open the session over it."""
+    """Read ``data`` (default: the path the session recorded) and open the session over it.
+
+    A new session over an scactive export says so on the terminal (see :func:`export_note`).
+    """
     from .. import io
     from ..app import open_session, read_markers
 
@@ -76,8 +86,9 @@ def open_session_over(
         transpose = transpose or bool(options.get("transpose"))
         layer = layer if layer is not None else options.get("layer")
         use_raw = use_raw or bool(options.get("use_raw"))
+    new = not Path(session).expanduser().is_file()
     adata = io.read(data, transpose=transpose)
-    return open_session(
+    opened = open_session(
         adata,
         session,
         label_key=label_key,
@@ -90,6 +101,39 @@ def open_session_over(
         read_options={"transpose": transpose},
         use_input_umap=input_umap,
     )
+    note = export_note(adata, data, label_key, opened.status()["n_labeled"]) if new else None
+    if note:
+        from . import console
+
+        console.print(note, highlight=False)
+    return opened
+
+
+def export_note(adata, data: str, label_key: str | None, n_labeled: int) -> str | None:
+    """What a new session over ``data`` starts from when it is an scactive export (its
+    ``uns['scactive']`` holds an answer log); None when it is not."""
+    from ..app._export import LABEL_COLUMN
+    from ..app._record import recorded_answers
+
+    log = recorded_answers(adata)
+    if log is None:
+        return None
+    names = sorted(set(log["annotator"].tolist()) - {""})
+    given = f"{len(log['cell'])} answers" + (f" by {', '.join(names)}" if names else "")
+    if label_key == LABEL_COLUMN:
+        return (
+            f"'{data}' is an scactive export: its uns['scactive'] holds the answer log of the "
+            f"session it came from ({given}). This session starts from its {n_labeled} labels "
+            f"in obs['{LABEL_COLUMN}'] as seed answers, each keeping who gave it and when; the "
+            "undone, replaced and non-label answers stay in that log."
+        )
+    if label_key is None:
+        return (
+            f"'{data}' is an scactive export ({given} in its uns['scactive']); this session "
+            f"starts without them. To start from its labels, give --label-key {LABEL_COLUMN} "
+            "with a new --session file."
+        )
+    return None
 
 
 def recorded_data(session: Path) -> tuple[str, dict]:

@@ -469,12 +469,22 @@ function inOrder(action) {
   return run;
 }
 
+// Who answers: the name field, kept in this browser over sessions; empty leaves the name to
+// the server (annotate --annotator), which the field shows as its placeholder.
+const nameField = document.getElementById("annotator");
+nameField.value = localStorage.getItem("scactive-annotator") || "";
+nameField.addEventListener("input", () => {
+  localStorage.setItem("scactive-annotator", nameField.value.trim());
+});
+function annotatorName() { return nameField.value.trim() || undefined; }  // undefined: not sent
+
 function answerSelected(kind, label) {
   const cell = shown()[selected];
   if (!cell) return Promise.resolve();
+  const annotator = annotatorName();
   return inOrder(async () => {
     try {
-      const reply = await api("api/answer", { cell, kind, label });
+      const reply = await api("api/answer", { cell, kind, label, annotator });
       setMyAnswers([...myAnswers(), reply.id]);
       if (cell === picked) { picked = null; mapChanges++; }  // done: fetch the map's labels
     } catch (err) { setStatus(err.message, false, true); return; }
@@ -514,6 +524,7 @@ async function refresh() {
     for (const name of state.strategies) strategy.append(new Option(name, name));
   }
   strategy.value = state.strategy;
+  nameField.placeholder = state.annotator || "(none)";
   const size = document.getElementById("batch-size");
   if (!size.dataset.synced) { size.value = state.batch_size; size.dataset.synced = "1"; }
   if (state.error) setStatus("Retraining failed: " + state.error, false, true);
