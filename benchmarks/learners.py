@@ -9,6 +9,8 @@ deviation over seeds).
     .venv/bin/python benchmarks/learners.py --seeds 2 --sizes 20,100
     .venv/bin/python benchmarks/learners.py --datasets pbmc3k,kang,pbmc68k,kang-example,xin,wang,\
         dropseq,celseq2 --models mlp2,mlp2-hvg,logreg-ovr,knn-transfer --whole-pool-seeds 5
+    .venv/bin/python benchmarks/learners.py --datasets ... --models mlp2,mlp2+ovr,mlp2/ovr \
+        --sizes all --seeds 5 --whole-pool-seeds 5   # the blends of docs/learners.md
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
 
 import scactive
 from scactive.bench import DataOptions, SeedData, prepare
@@ -57,6 +60,59 @@ DATASETS = {
 HVG_MLP = "mlp2-hvg"
 
 
+class Blend:
+    """Not a preset: ``mlp2`` and the CellTypist-style ``logreg-ovr`` on the same cells.
+
+    ``choose=False``: the equal-weight average of their probabilities (``mlp2+ovr``).
+    ``choose=True`` (``mlp2/ovr``): 3-fold cross-validation on the labeled cells picks
+    ``mlp2``, ``logreg-ovr`` or their average by macro-F1 (``mlp2`` when a type has fewer
+    than 3 labeled cells), then that choice is fitted on every labeled cell.
+    """
+
+    PARTS = ("mlp2", "logreg-ovr")
+
+    def __init__(self, features, seed: int, choose: bool) -> None:
+        self.features, self.seed, self.choose = features, seed, choose
+
+    def _fit_parts(self, X, y):
+        parts = [make_learner(m, self.features, rng=self.seed) for m in self.PARTS]
+        return [part.fit(X, y) for part in parts]
+
+    @staticmethod
+    def _proba(parts, X, use: str) -> np.ndarray:
+        probas = [part.predict_proba(X) for part in parts]
+        return {"mlp2": probas[0], "logreg-ovr": probas[1]}.get(use, (probas[0] + probas[1]) / 2)
+
+    def fit(self, X, y):
+        self.use_ = "average"
+        if self.choose and pd.Series(y).value_counts().min() >= 3:
+            folds = StratifiedKFold(3, shuffle=True, random_state=self.seed).split(X, y)
+            scores = {use: [] for use in (*self.PARTS, "average")}
+            for train, test in folds:
+                parts = self._fit_parts(X[train], y[train])
+                for use, values in scores.items():
+                    picked = parts[0].classes_[self._proba(parts, X[test], use).argmax(1)]
+                    values.append(f1_score(y[test], picked, average="macro"))
+            self.use_ = max(scores, key=lambda use: np.mean(scores[use]))
+        elif self.choose:
+            self.use_ = "mlp2"
+        self.parts_ = self._fit_parts(X, y)
+        self.classes_ = self.parts_[0].classes_
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self._proba(self.parts_, X, self.use_).argmax(1)]
+
+
+def build(model: str, data: SeedData, seed: int):
+    """The learner named ``model``: a preset, ``mlp2-hvg``, ``mlp2+ovr`` or ``mlp2/ovr``."""
+    if model == HVG_MLP:
+        return MLPClassifier(**PRESETS["mlp2"].params, random_state=seed)
+    if model in ("mlp2+ovr", "mlp2/ovr"):
+        return Blend(data.features, seed, choose=model == "mlp2/ovr")
+    return make_learner(model, data.features, rng=seed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="pbmc3k,kang")
@@ -82,11 +138,7 @@ def main() -> None:
                     continue
                 subset = rng.choice(len(data.pool), n, replace=False)
                 for model in args.models.split(","):
-                    learner = (
-                        MLPClassifier(**PRESETS["mlp2"].params, random_state=seed)
-                        if model == HVG_MLP
-                        else make_learner(model, data.features, rng=seed)
-                    )
+                    learner = build(model, data, seed)
                     start = time.perf_counter()
                     # a semi-supervised learner also gets the pool's other cells, unlabeled
                     fit_learner(
