@@ -94,7 +94,10 @@ EXPORT_COLUMNS = (
     "scactive_strategy",
     "scactive_answered_at",
     "scactive_annotator",
+    "scactive_provenance",
 )
+#: The ``scactive_answer_kind`` of a label given to a selection in one action.
+BULK_KIND = "bulk"
 
 
 def export_table(
@@ -109,7 +112,9 @@ def export_table(
     for a in answers:
         i = position[a["cell"]]
         columns["scactive_label"][i] = a["label"]
-        columns["scactive_answer_kind"][i] = a["kind"]
+        # a label given to a selection in one action says so, with the selection
+        columns["scactive_answer_kind"][i] = BULK_KIND if a.get("action") else a["kind"]
+        columns["scactive_provenance"][i] = a.get("provenance") or ""
         columns["scactive_strategy"][i] = a["strategy"]
         columns["scactive_answered_at"][i] = a["answered_at"]
         columns["scactive_annotator"][i] = a.get("annotator") or ""  # answered, not named

@@ -24,6 +24,11 @@ from starlette.responses import JSONResponse
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 #: Largest request body accepted, in bytes (an answer is about a hundred).
 MAX_BODY = 64 * 1024
+#: Largest body of a selection labeled at once (``POST /api/label-selection``): the
+#: positions of up to about a million cells.
+MAX_SELECTION_BODY = 16 * 1024 * 1024
+#: Routes that take a larger body than :data:`MAX_BODY`, with their limit.
+LARGE_BODIES = {"/api/label-selection": MAX_SELECTION_BODY}
 #: Largest answer id accepted (2**53 - 1: the largest whole number JavaScript holds exactly).
 MAX_ID = 2**53 - 1
 #: Largest batch the page may ask for.
@@ -50,7 +55,8 @@ class SameOrigin:
       (``Content-Type: application/json``): a form or ``text/plain`` post from another page
       is refused. Without either header it is refused too, unless ``need_origin`` is False
       (token mode, where the token already proves the caller).
-    - A body announced larger than :data:`MAX_BODY` gets 413.
+    - A body announced larger than :data:`MAX_BODY` (a route of :data:`LARGE_BODIES`: its
+      limit) gets 413.
     """
 
     def __init__(self, app, *, hosts: frozenset[str] | None, need_origin: bool) -> None:
@@ -100,8 +106,9 @@ class SameOrigin:
                 415,
             )
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return (f"The request body is larger than {MAX_BODY} bytes.", 413)
+        limit = LARGE_BODIES.get(scope.get("path", ""), MAX_BODY)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return (f"The request body is larger than {limit} bytes.", 413)
         return None
 
 
@@ -139,14 +146,16 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-async def json_body(request: Request, fields: Iterable[str]) -> dict[str, Any]:
-    """The request's JSON object, read up to :data:`MAX_BODY` bytes; other keys than
-    ``fields`` are refused."""
+async def json_body(
+    request: Request, fields: Iterable[str], *, limit: int = MAX_BODY
+) -> dict[str, Any]:
+    """The request's JSON object, read up to ``limit`` bytes; other keys than ``fields`` are
+    refused."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise BadRequest(f"The request body is larger than {MAX_BODY} bytes.", 413)
+        if size > limit:
+            raise BadRequest(f"The request body is larger than {limit} bytes.", 413)
         chunks.append(chunk)
     try:
         body = json.loads(b"".join(chunks), parse_constant=_no_constant)

@@ -56,38 +56,87 @@ def map_payload(
         return lookup[found + 1]  # -1 (missing) -> 0
 
     label_codes, predicted_codes = codes(label), codes(predicted)
-    code_type = next(t for t in ("<u1", "<u2", "<u4") if len(categories) < 256 ** int(t[-1]))
+    codes_as = code_type(len(categories))
     scores = np.full(n, np.nan) if confidence is None else np.asarray(confidence, dtype=float)
     byte = np.rint(np.clip(np.nan_to_num(scores, nan=0.0), 0, 1) * 254).astype("<u1")
     byte[~np.isfinite(scores)] = NO_CONFIDENCE
-    header = json.dumps(
-        {
-            "n": n,
-            "round": int(round_),
-            "categories": [str(c) for c in categories],
-            "code_bytes": int(code_type[-1]),
-            "no_confidence": NO_CONFIDENCE,
-            "answered": {
-                "cells": [str(c) for c, _ in answered],
-                "positions": [int(p) for _, p in answered],
-            },
+    header = {
+        "n": n,
+        "round": int(round_),
+        "categories": [str(c) for c in categories],
+        "code_bytes": int(codes_as[-1]),
+        "no_confidence": NO_CONFIDENCE,
+        "answered": {
+            "cells": [str(c) for c, _ in answered],
+            "positions": [int(p) for _, p in answered],
         },
-        ensure_ascii=False,
-    ).encode("utf-8")
-    start = len(MAP_MAGIC) + 4 + len(header)
-    return b"".join(
+    }
+    return framed(
+        MAP_MAGIC,
+        header,
         [
-            MAP_MAGIC,
-            np.uint32(len(header)).astype("<u4").tobytes(),
-            header,
-            bytes(-start % 4),
-            np.ascontiguousarray(xy[:, 0], dtype="<f4").tobytes(),
-            np.ascontiguousarray(xy[:, 1], dtype="<f4").tobytes(),
-            label_codes.astype(code_type).tobytes(),
-            predicted_codes.astype(code_type).tobytes(),
-            byte.tobytes(),
-        ]
+            np.ascontiguousarray(xy[:, 0], dtype="<f4"),
+            np.ascontiguousarray(xy[:, 1], dtype="<f4"),
+            label_codes.astype(codes_as),
+            predicted_codes.astype(codes_as),
+            byte,
+        ],
     )
+
+
+def framed(magic: bytes, header: dict, arrays: Sequence[np.ndarray]) -> bytes:
+    """``magic``, the header's length (uint32), the header (UTF-8 JSON), zeros up to a
+    multiple of 4 bytes, then the arrays' bytes one after another (little-endian)."""
+    text = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    start = len(magic) + 4 + len(text)
+    return b"".join(
+        [magic, np.uint32(len(text)).astype("<u4").tobytes(), text, bytes(-start % 4)]
+        + [np.ascontiguousarray(a).tobytes() for a in arrays]
+    )
+
+
+def code_type(n_categories: int) -> str:
+    """The narrowest unsigned type holding codes 0 (none) to ``n_categories``."""
+    return next(t for t in ("<u1", "<u2", "<u4") if n_categories < 256 ** int(t[-1]))
+
+
+#: The first bytes of a colouring payload (``GET /api/colour/...``).
+COLOUR_MAGIC = b"SCV1"
+
+
+def values_payload(name: str, values: np.ndarray) -> bytes:
+    """One float32 value per cell, for a continuous colouring (a gene's expression).
+
+    Layout as :func:`framed`: ``COLOUR_MAGIC``, a header (``kind`` ``"values"``, ``name``,
+    ``n``, ``min``, ``max``), then ``n`` little-endian float32.
+    """
+    values = np.asarray(values, dtype="<f4")
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 0.0)
+    header = {"kind": "values", "name": name, "n": len(values), "min": low, "max": high}
+    return framed(COLOUR_MAGIC, header, [values])
+
+
+def categories_payload(name: str, codes: np.ndarray, categories: Sequence[str]) -> bytes:
+    """One category code per cell (0: none, ``k``: ``categories[k - 1]``), for a categorical
+    colouring (clusters, an ``obs`` column).
+
+    Layout as :func:`framed`: ``COLOUR_MAGIC``, a header (``kind`` ``"categories"``,
+    ``name``, ``n``, ``categories``, ``counts`` (cells per category), ``code_bytes``), then
+    the codes (unsigned, ``code_bytes`` each).
+    """
+    codes = np.asarray(codes, dtype=np.int64)
+    kind = code_type(len(categories))
+    counts = np.bincount(codes, minlength=len(categories) + 1)[1:]
+    header = {
+        "kind": "categories",
+        "name": name,
+        "n": len(codes),
+        "categories": [str(c) for c in categories],
+        "counts": counts.tolist(),
+        "code_bytes": int(kind[-1]),
+    }
+    return framed(COLOUR_MAGIC, header, [codes.astype(kind)])
 
 
 def session_map(session) -> bytes:

@@ -44,7 +44,12 @@ ANSWER_COLUMNS = {
     # the model on screen when the answer was given: the round trained before it
     "model": _TEXT,
     "model_round": _WHOLE,
+    # the action (a selection labeled at once) the answer belongs to, and how it selected
+    "action": _WHOLE,
+    "provenance": _TEXT,
 }
+#: Columns of an answer log that exports made before actions existed lack.
+_LATER_COLUMNS = ("action", "provenance")
 #: Columns of ``rounds``, one row per training round (the session's ``rounds`` table).
 ROUND_COLUMNS = {
     "round": _WHOLE,
@@ -139,9 +144,10 @@ def recorded_answers(adata: ad.AnnData) -> dict[str, np.ndarray] | None:
     ['answers']``, as :func:`columns` wrote it), or None when it carries none."""
     record = adata.uns.get(RECORD_KEY)
     answers = record.get("answers") if isinstance(record, Mapping) else None
-    if not isinstance(answers, Mapping) or not set(ANSWER_COLUMNS) <= set(answers):
+    needed = set(ANSWER_COLUMNS) - set(_LATER_COLUMNS)
+    if not isinstance(answers, Mapping) or not needed <= set(answers):
         return None
-    log = {name: np.asarray(answers[name]) for name in ANSWER_COLUMNS}
+    log = {name: np.asarray(answers[name]) for name in ANSWER_COLUMNS if name in answers}
     if len({len(column) for column in log.values()}) != 1:
         return None
     return log

@@ -8,8 +8,6 @@ the server at any moment loses nothing. Retraining runs in a background thread; 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
 from collections.abc import Iterable
@@ -42,6 +40,7 @@ from ._guard import (
 )
 from ._labels import check_annotator
 from ._map import session_map
+from ._map_routes import json_safe, map_routes
 from ._record import remember_settings
 from ._store import UnknownCellError
 
@@ -49,10 +48,9 @@ logger = logging.getLogger("scactive")
 
 _STATIC = {
     "app.js": "text/javascript; charset=utf-8",
+    "workbench.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
-#: A cell's position in the map, as ``GET /api/map/cells/{position}`` takes it.
-_POSITION = re.compile(r"[0-9]{1,15}")
 
 
 class _Trainer:
@@ -102,6 +100,11 @@ class _Trainer:
             self._thread.start()
             return True
 
+    def after_answers(self) -> None:
+        """Retrain and pick the next batch once the batch has no cell left to answer."""
+        if not self.pending() and not self.running:
+            self.start()
+
     def wait(self, timeout: float | None = None) -> None:
         thread = self._thread
         if thread is not None:
@@ -125,21 +128,6 @@ class _Trainer:
             with self.lock:
                 self.running = False
                 self.seconds = time.monotonic() - self.started
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe values: NaN becomes null, numpy scalars become Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def create_app(
@@ -217,12 +205,13 @@ def create_app(
             },
             "strategies": sorted(_strategies()),
             "annotator": annotator,
+            "obs_columns": session.map.obs_columns(),  # categorical columns to colour by
             # where the batch's cells are in the map (GET /api/map), which carries no names
             "positions": dict(
                 zip(batch["batch"], session.cells.get_indexer(batch["batch"]).tolist(), strict=True)
             ),
         }
-        return JSONResponse(_clean(out))
+        return JSONResponse(json_safe(out))
 
     async def embedding(request: Request) -> Response:
         table = session.embedding().set_index("cell")
@@ -248,7 +237,7 @@ def create_app(
             "confidence": table["confidence"].to_numpy(float),
             "round": session.status()["round"],
         }
-        return JSONResponse(_clean(columns))
+        return JSONResponse(json_safe(columns))
 
     async def cell_map(request: Request) -> Response:
         # about 0.2 s at 10**6 cells: in a worker thread, so other requests are answered
@@ -257,19 +246,8 @@ def create_app(
             body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"}
         )
 
-    async def cell_at(request: Request) -> Response:
-        text = request.path_params["position"]
-        if not _POSITION.fullmatch(text):
-            raise BadRequest(f"A map position is a whole number; got {text[:40]!r}.")
-        position = int(text)
-        if position >= len(session.cells):
-            return error_reply(
-                f"No cell at position {position}: the map has {len(session.cells)} cells.", 404
-            )
-        return JSONResponse({"cell": str(session.cells[position]), "position": position})
-
     async def evidence(request: Request) -> Response:
-        return JSONResponse(_clean(session.cell_evidence(request.path_params["cell"])))
+        return JSONResponse(json_safe(session.cell_evidence(request.path_params["cell"])))
 
     async def answer(request: Request) -> Response:
         body = await json_body(request, ("cell", "label", "kind", "annotator"))
@@ -283,15 +261,14 @@ def create_app(
         name = annotator if name is None or not name.strip() else name
         # validates cell, kind, label and name
         answer_id = session.answer(cell, label, kind=kind, annotator=name)
-        if not trainer.pending() and not trainer.running:
-            trainer.start()
+        trainer.after_answers()
         return JSONResponse({"id": answer_id, "pending": trainer.pending()})
 
     async def undo(request: Request) -> Response:
         # with an id, this tab's own answer: several tabs on one session undo their own
         body = await json_body(request, ("id",))
         undone = session.undo(whole_field(body, "id", low=1, high=MAX_ID))
-        return JSONResponse(_clean({"undone": undone}))
+        return JSONResponse(json_safe({"undone": undone}))
 
     async def next_batch(request: Request) -> Response:
         body = await json_body(request, ("strategy", "batch_size"))
@@ -338,7 +315,7 @@ def create_app(
             Route("/api/state", state),
             Route("/api/embedding", embedding),
             Route("/api/map", cell_map),
-            Route("/api/map/cells/{position}", cell_at),
+            *map_routes(session, after_answers=trainer.after_answers, annotator=annotator),
             Route("/api/cells/{cell:path}", evidence),
             Route("/api/answer", answer, methods=["POST"]),
             Route("/api/undo", undo, methods=["POST"]),
@@ -352,10 +329,23 @@ def create_app(
     if not trainer.pending():
         trainer.start()
     if len(session.cells):  # the first evidence computes every gene's statistics: do it now
-        warm = threading.Thread(target=session.cell_evidence, args=(session.cells[0],))
-        warm.daemon = True
-        warm.start()
+        _in_background(session.cell_evidence, session.cells[0])
+        # the map's clusters: computed once into the session file, read back when reopened
+        _in_background(session.map.clusters)
     return app
+
+
+def _in_background(work, *args) -> None:
+    """Run ``work(*args)`` in a daemon thread, ahead of the first request that needs it; a
+    session closed meanwhile (or refusing) leaves a line in the log, not a traceback."""
+
+    def run() -> None:
+        try:
+            work(*args)
+        except InputError as err:
+            logger.info("not prepared ahead: %s", err)
+
+    threading.Thread(target=run, daemon=True).start()
 
 
 def _strategies() -> set[str]:

@@ -42,6 +42,7 @@ from ._prepare import (
 )
 from ._record import session_record
 from ._store import SessionError, SessionStore, UnknownCellError
+from ._workbench import MapTools
 
 __all__ = [
     "COLD_START",
@@ -101,6 +102,7 @@ class Session:
         )
         self._evidence = Evidence(prepared, umap, self.cells)
         self._evidence.use_markers(store.markers())
+        self.map = MapTools(store, adata, prepared, self.cells, seed)  # genes, clusters, selections
         self._proposed_lock = threading.Lock()
         self._proposed: dict[str, str] = {}
 

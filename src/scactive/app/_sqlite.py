@@ -12,7 +12,7 @@ from pathlib import Path
 from .._errors import InputError
 
 #: Version of the tables below; a file with a higher one is refused, a lower one migrated.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
 APPLICATION_ID = 0x73634163
 #: What a person can answer about a cell.
@@ -49,8 +49,20 @@ CREATE TABLE IF NOT EXISTS answers (
     undone INTEGER NOT NULL DEFAULT 0 CHECK (undone IN (0, 1)),
     undone_at TEXT,
     annotator TEXT,
+    action INTEGER REFERENCES actions (id),
     CHECK ((kind = 'label') = (label IS NOT NULL))
 );
+-- one action of a person over many cells (a selection labeled at once), named by its answers
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('bulk')),
+    provenance TEXT NOT NULL,
+    label TEXT NOT NULL,
+    n_cells INTEGER NOT NULL,
+    annotator TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_action ON answers (action) WHERE action IS NOT NULL;
 -- at most one active answer per cell, enforced by the database itself
 CREATE UNIQUE INDEX IF NOT EXISTS answers_active_cell
     ON answers (cell) WHERE undone = 0 AND superseded_by IS NULL;
@@ -179,10 +191,7 @@ def _open_checked(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys = OFF")  # superseded_by = -1 is a transient placeholder
     if application_id == 0:
         with _schema_change(conn):
-            # statement by statement: executescript() would commit the transaction
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _create_missing(conn)
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     elif version < SCHEMA_VERSION:
         with _schema_change(conn):
@@ -217,11 +226,15 @@ _ADDED = {
         ("rounds", "stop", "INTEGER"),
     ],
     3: [("answers", "annotator", "TEXT")],  # who answered (NULL: not named)
+    # the action an answer belongs to (NULL: a single answer); the actions table is new
+    4: [("answers", "action", "INTEGER REFERENCES actions (id)")],
 }
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Add what an older session file lacks (its answers untouched)."""
+    """Add what an older session file lacks (its answers untouched): the columns of
+    :data:`_ADDED`, then the tables and indexes added since (the schema's statements create
+    only what is missing)."""
     # read again under the write lock: another process may have migrated meanwhile
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     for added_in, columns in sorted(_ADDED.items()):
@@ -230,3 +243,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in present:  # one already there (a file edited by hand) stays
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    _create_missing(conn)
+
+
+def _create_missing(conn: sqlite3.Connection) -> None:
+    # statement by statement: executescript() would commit the transaction
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)

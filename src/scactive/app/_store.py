@@ -31,12 +31,21 @@ from ._sqlite import connect, database_errors
 #: Where a vocabulary entry came from.
 SOURCES = ("seed", "markers", "user")
 
-_ANSWER_COLUMNS = (
-    "id, cell, label, kind, round, strategy, origin, answered_at, supersedes, superseded_by, "
-    "undone, undone_at, annotator"
+#: The keys of an answer: its row in ``answers``, and the provenance of its action (if any).
+ANSWER_KEYS = (
+    "id", "cell", "label", "kind", "round", "strategy", "origin", "answered_at", "supersedes",
+    "superseded_by", "undone", "undone_at", "annotator", "action", "provenance",
+)  # fmt: skip
+_SELECT_ANSWERS = (
+    "SELECT "
+    + ", ".join(f"a.{k}" for k in ANSWER_KEYS[:-1])
+    + ", x.provenance FROM answers a LEFT JOIN actions x ON x.id = a.action"
 )
-_ACTIVE = "undone = 0 AND superseded_by IS NULL"
-_CURRENT_ROUND = "(SELECT COALESCE(MAX(round) + 1, 0) FROM rounds)"
+#: An answer that is current: neither undone nor replaced.
+ACTIVE = "undone = 0 AND superseded_by IS NULL"
+_ACTIVE = ACTIVE
+#: The round new answers belong to: one past the last training round.
+CURRENT_ROUND = "(SELECT COALESCE(MAX(round) + 1, 0) FROM rounds)"
 
 
 class SessionError(InputError):
@@ -153,13 +162,8 @@ class SessionStore:
                 [(k, str(v)) for k, v in meta.items()] + [("created", stamp)],
             )
             for name, values in embeddings.items():
-                values = np.ascontiguousarray(values, dtype=np.float32)
-                conn.execute(
-                    "INSERT OR REPLACE INTO embeddings (name, n_cells, n_dims, data) "
-                    "VALUES (?, ?, ?, ?)",
-                    (name, values.shape[0], values.shape[1], values.tobytes()),
-                )
-            _add_vocabulary(conn, vocabulary, stamp)
+                _put_embedding(conn, name, values)
+            insert_vocabulary(conn, vocabulary, stamp)
             conn.executemany(
                 "INSERT INTO answers (cell, label, kind, round, strategy, origin, answered_at, "
                 "annotator) VALUES (?, ?, 'label', 0, 'seed', 'seed', ?, ?)",
@@ -178,10 +182,15 @@ class SessionStore:
         n_cells, n_dims, data = row
         return np.frombuffer(data, dtype=np.float32).reshape(n_cells, n_dims).copy()
 
+    def set_embedding(self, name: str, values: np.ndarray) -> None:
+        """Keep ``values`` (cells x dims, stored as float32) under ``name``, replacing any."""
+        with self._write() as conn:
+            _put_embedding(conn, name, values)
+
     def add_vocabulary(self, labels: Iterable[str], source: str) -> list[str]:
         """Add labels not in the vocabulary yet; returns the ones added."""
         with self._write() as conn:
-            return _add_vocabulary(conn, [(label, source) for label in labels], now())
+            return insert_vocabulary(conn, [(label, source) for label in labels], now())
 
     def vocabulary(self) -> list[dict]:
         """Every label, in the order it was added, with when and from where."""
@@ -199,7 +208,7 @@ class SessionStore:
                 "INSERT OR IGNORE INTO markers (type, gene, added_at) VALUES (?, ?, ?)",
                 [(t, g, stamp) for t, genes in markers.items() for g in genes],
             )
-            _add_vocabulary(conn, [(t, "markers") for t in markers], stamp)
+            insert_vocabulary(conn, [(t, "markers") for t in markers], stamp)
 
     def markers(self) -> dict[str, list[str]]:
         with self._read() as conn:
@@ -221,7 +230,7 @@ class SessionStore:
         ids: list[int] = []
         with self._write() as conn:
             stamp = now()
-            added = _add_vocabulary(
+            added = insert_vocabulary(
                 conn, [(row[1], "user") for row in rows if row[2] == "label"], stamp
             )
             for cell, label, kind, strategy, annotator in rows:
@@ -233,7 +242,7 @@ class SessionStore:
                 new = conn.execute(
                     "INSERT INTO answers (cell, label, kind, round, strategy, origin, "
                     "answered_at, supersedes, annotator) "
-                    f"VALUES (?, ?, ?, {_CURRENT_ROUND}, ?, 'user', ?, ?, ?)",
+                    f"VALUES (?, ?, ?, {CURRENT_ROUND}, ?, 'user', ?, ?, ?)",
                     (cell, label, kind, strategy, stamp, old and old[0], annotator),
                 ).lastrowid
                 if old is not None:
@@ -246,23 +255,25 @@ class SessionStore:
 
         Without ``answer_id``: the latest active answer given by a person (seed answers from
         the data's label column are not undone this way; relabel them), or None when there is
-        none. With it: that answer, which must be active (not undone, not superseded).
+        none. With it: that answer, which must be active (not undone, not superseded). An
+        answer of an action (a selection labeled at once) takes back the whole action: every
+        answer of it still current, in this one transaction (``n_undone`` says how many).
         """
         with self._write() as conn:
             if answer_id is None:
                 row = conn.execute(
-                    f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE {_ACTIVE} AND origin = 'user' "
-                    "ORDER BY id DESC LIMIT 1"
+                    f"{_SELECT_ANSWERS} WHERE {_ACTIVE} AND origin = 'user' "
+                    "ORDER BY a.id DESC LIMIT 1"
                 ).fetchone()
                 if row is None:
                     return None
             else:
-                row = conn.execute(
-                    f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE id = ?", (answer_id,)
-                ).fetchone()
+                row = conn.execute(f"{_SELECT_ANSWERS} WHERE a.id = ?", (answer_id,)).fetchone()
                 if row is None:
                     raise SessionError(f"No answer has id {answer_id!r}.")
             answer = _answer(row)
+            if answer["action"] is not None:  # one answer of an action: the whole action
+                return _undo_action(conn, answer)
             if answer["undone"] or answer["superseded_by"] is not None:
                 state = (
                     "undone already"
@@ -280,30 +291,33 @@ class SessionStore:
                 )
         return {**answer, "undone": 1, "undone_at": stamp}
 
+    def transaction(self):
+        """A write transaction on the store's connection (``with store.transaction() as
+        conn``): committed at the end of the block, rolled back on an error."""
+        return self._write()
+
     def active_answers(self) -> list[dict]:
         """The current answer of every answered cell, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {_ANSWER_COLUMNS} FROM answers WHERE {_ACTIVE} ORDER BY id"
-            ).fetchall()
+            rows = conn.execute(f"{_SELECT_ANSWERS} WHERE {_ACTIVE} ORDER BY a.id").fetchall()
         return [_answer(r) for r in rows]
 
     def history(self) -> list[dict]:
         """Every answer ever given, undone and superseded ones included, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_ANSWER_COLUMNS} FROM answers ORDER BY id").fetchall()
+            rows = conn.execute(f"{_SELECT_ANSWERS} ORDER BY a.id").fetchall()
         return [_answer(r) for r in rows]
 
     # -- rounds ----------------------------------------------------------------------------
     def current_round(self) -> int:
         """The round new answers belong to: one past the last training round (0 at first)."""
         with self._read() as conn:
-            return int(conn.execute(f"SELECT {_CURRENT_ROUND}").fetchone()[0])
+            return int(conn.execute(f"SELECT {CURRENT_ROUND}").fetchone()[0])
 
     def record_round(self, **row: object) -> int:
         """Record a training round as the next round number; returns that number."""
         with self._write() as conn:
-            round_ = int(conn.execute(f"SELECT {_CURRENT_ROUND}").fetchone()[0])
+            round_ = int(conn.execute(f"SELECT {CURRENT_ROUND}").fetchone()[0])
             columns = ["round", *row]
             conn.execute(
                 f"INSERT INTO rounds ({', '.join(columns)}) "
@@ -319,9 +333,40 @@ class SessionStore:
             return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
-def _add_vocabulary(
+def _put_embedding(conn: sqlite3.Connection, name: str, values: np.ndarray) -> None:
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    conn.execute(
+        "INSERT OR REPLACE INTO embeddings (name, n_cells, n_dims, data) VALUES (?, ?, ?, ?)",
+        (name, values.shape[0], values.shape[1], values.tobytes()),
+    )
+
+
+def _undo_action(conn: sqlite3.Connection, answer: dict) -> dict:
+    """Undo every current answer of ``answer``'s action, re-activating what they replaced."""
+    rows = conn.execute(
+        f"SELECT id, supersedes FROM answers WHERE action = ? AND {_ACTIVE}", (answer["action"],)
+    ).fetchall()
+    if not rows:
+        raise SessionError(
+            f"Action {answer['action']} (answer {answer['id']}) cannot be undone: none of its "
+            "answers is current any more."
+        )
+    stamp = now()
+    conn.executemany(
+        "UPDATE answers SET undone = 1, undone_at = ? WHERE id = ?", [(stamp, r[0]) for r in rows]
+    )
+    conn.executemany(
+        "UPDATE answers SET superseded_by = NULL WHERE id = ?",
+        [(r[1],) for r in rows if r[1] is not None],
+    )
+    return {**answer, "undone": 1, "undone_at": stamp, "n_undone": len(rows)}
+
+
+def insert_vocabulary(
     conn: sqlite3.Connection, entries: Iterable[tuple[str, str]], stamp: str
 ) -> list[str]:
+    """Add ``(label, source)`` entries not in the vocabulary yet, in a transaction of
+    ``conn``; returns the labels added."""
     added = []
     for label, source in entries:
         cursor = conn.execute(
@@ -341,5 +386,4 @@ def _seed_row(seed: Sequence, stamp: str) -> tuple:
 
 
 def _answer(row: tuple) -> dict:
-    keys = [k.strip() for k in _ANSWER_COLUMNS.split(",")]
-    return dict(zip(keys, row, strict=True))
+    return dict(zip(ANSWER_KEYS, row, strict=True))

@@ -80,29 +80,11 @@ function packHex(hex) {
 }
 const NONE = packHex("#d0d0d0");
 
-// api/map: magic "SCM1", uint32 header length, JSON header, padding to 4 bytes, then x, y
-// (float32), label and predicted codes (code_bytes each), confidence (uint8); little-endian
+// api/map: a frame "SCM1" (readFrame) holding x, y (float32), label and predicted codes
+// (code_bytes each), confidence (uint8); little-endian
 function parseMap(buffer) {
-  const bytes = new Uint8Array(buffer);
-  if (String.fromCharCode(...bytes.subarray(0, 4)) !== "SCM1") {
-    throw new Error("The server sent a map this page cannot read; reload the page.");
-  }
-  const view = new DataView(buffer);
-  const headerLength = view.getUint32(4, true);
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+  const { header, take } = readFrame(buffer, "SCM1");  // workbench.js
   const n = header.n, size = header.code_bytes;
-  let offset = (8 + headerLength + 3) & ~3;
-  const take = (Type, width) => {
-    let array;
-    if (littleEndian || width === 1) array = new Type(buffer, offset, n);
-    else {  // a big-endian machine: copy through a DataView
-      array = new Type(n);
-      const get = { 2: "getUint16", 4: Type === Float32Array ? "getFloat32" : "getUint32" }[width];
-      for (let i = 0; i < n; i++) array[i] = view[get](offset + i * width, true);
-    }
-    offset += n * width;
-    return array;
-  };
   const Codes = { 1: Uint8Array, 2: Uint16Array, 4: Uint32Array }[size];
   const map = {
     n, round: header.round, categories: header.categories, noConfidence: header.no_confidence,
@@ -129,14 +111,16 @@ function layoutMap(map, width, height) {
   }
   if (!(x1 >= x0)) { x0 = 0; x1 = 1; }  // no finite cell
   if (!(y1 >= y0)) { y0 = 0; y1 = 1; }
-  const pad = 10, sx = (width - 2 * pad) / (x1 - x0 || 1), sy = (height - 2 * pad) / (y1 - y0 || 1);
-  const px = (v) => pad + (v - x0) * sx;
-  const py = (v) => pad + (y1 - v) * sy;
+  const pad = 10, z = mapView.zoom;  // the fitted map, zoomed and panned (workbench.js)
+  const sx = z * (width - 2 * pad) / (x1 - x0 || 1), sy = z * (height - 2 * pad) / (y1 - y0 || 1);
+  const ox = z * pad + mapView.x, oy = z * pad + mapView.y;
+  const px = (v) => ox + (v - x0) * sx;
+  const py = (v) => oy + (y1 - v) * sy;
   const cx = new Float32Array(n), cy = new Float32Array(n), pixel = new Int32Array(n);
   const cellSize = 8, cols = Math.ceil(width / cellSize), rows = Math.ceil(height / cellSize);
   const bucket = new Int32Array(n), start = new Int32Array(cols * rows + 1);
   for (let i = 0; i < n; i++) {
-    let u = pad + (xs[i] - x0) * sx, v = pad + (y1 - ys[i]) * sy;
+    let u = ox + (xs[i] - x0) * sx, v = oy + (y1 - ys[i]) * sy;
     if (!(u >= 0 && u < width && v >= 0 && v < height)) { u = -1e9; v = -1e9; }  // not finite
     cx[i] = u; cy[i] = v;
     const inside = u >= 0;
@@ -154,7 +138,7 @@ function layoutMap(map, width, height) {
   for (let dy = -((side - 1) >> 1); dy <= side >> 1; dy++) {
     for (let dx = -((side - 1) >> 1); dx <= side >> 1; dx++) offsets.push(dy * width + dx);
   }
-  return { width, height, px, py, cx, cy, pixel, offsets: Int32Array.from(offsets),
+  return { width, height, px, py, cx, cy, pixel, offsets: Int32Array.from(offsets), viewKey: viewKey(),
     grid: { cellSize, cols, rows, start, items } };
 }
 
@@ -180,32 +164,13 @@ function nearestCell(map, x, y, radius = 10) {
   return best;
 }
 
-// one colour per code: a category's colour (by its place in the vocabulary), or a confidence
-function colourTable(map, mode) {
-  if (mode === "confidence") {
-    const table = new Uint32Array(256).fill(NONE);
-    for (let c = 0; c < 256; c++) {
-      if (c === map.noConfidence) continue;
-      const v = Math.round(255 * (1 - Math.min(c, 254) / 254));
-      table[c] = pack(v, v, 255);
-    }
-    return table;
-  }
-  const table = new Uint32Array(map.categories.length + 1);
-  table[0] = NONE;
-  map.categories.forEach((label, k) => { table[k + 1] = packHex(colourOf(label)); });
-  return table;
-}
-
 // the cells as pixels of an ImageData, then rings around the labeled ones: kept per colour
 // mode, so selecting a cell redraws only the crosses
 function paintBase(map, mode) {
   const { width, height, pixel, offsets, px, py } = map.layout;
   const image = new ImageData(width, height);
   const buffer = new Uint32Array(image.data.buffer);
-  const colours = colourTable(map, mode);
-  const codes = mode === "confidence" ? map.confidence
-    : mode === "predicted" ? map.predicted : map.label;
+  const { codes, colours } = cellColours(map, mode);  // workbench.js: any colouring
   const { n, label, labeled } = map;
   const one = offsets.length === 1;
   const put = (i) => {
@@ -252,13 +217,14 @@ function drawMap() {
   }
   const mode = document.getElementById("colour").value;
   const layout = cells.layout;
-  if (!layout || layout.width !== canvas.width || layout.height !== canvas.height) {
+  if (!layout || layout.width !== canvas.width || layout.height !== canvas.height ||
+      layout.viewKey !== viewKey()) {
     cells.layout = layoutMap(cells, canvas.width, canvas.height);
     cells.base = null;
   }
   const { px, py } = cells.layout;
   toCanvas = { px, py };
-  const key = mode + "\n" + (state ? state.vocabulary.join("\n") : "");
+  const key = colouringKey(mode) + "\n" + (state ? state.vocabulary.join("\n") : "");
   if (!cells.base || cells.base.key !== key) cells.base = { key, canvas: paintBase(cells, mode) };
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(cells.base.canvas, 0, 0);
@@ -272,15 +238,8 @@ function drawMap() {
     ctx.beginPath(); ctx.moveTo(x - 6, y); ctx.lineTo(x + 6, y); ctx.moveTo(x, y - 6);
     ctx.lineTo(x, y + 6); ctx.stroke();
   });
-  const legend = document.getElementById("legend");
-  legend.replaceChildren();
-  if (mode !== "confidence" && state) {
-    for (const label of state.vocabulary) {
-      const item = el("span", label);
-      const swatch = el("i"); swatch.style.background = colourOf(label);
-      item.prepend(swatch); legend.append(item);
-    }
-  }
+  drawSelection(ctx);
+  renderLegend(cells, mode);
 }
 
 // The map is fetched when the round changes (or a picked cell was answered), in the
@@ -450,7 +409,7 @@ function select(j) {
   selected = j;
   document.querySelectorAll("#batch li").forEach((item, i) => {
     item.classList.toggle("selected", i === selected);
-    if (i === selected) item.scrollIntoView({ block: "nearest" });
+    if (i === selected) keepInList(item);  // the list scrolls, never the page
   });
   drawMap();
 }
@@ -525,6 +484,7 @@ async function refresh() {
   }
   strategy.value = state.strategy;
   nameField.placeholder = state.annotator || "(none)";
+  addColourOptions(state);
   const size = document.getElementById("batch-size");
   if (!size.dataset.synced) { size.value = state.batch_size; size.dataset.synced = "1"; }
   if (state.error) setStatus("Retraining failed: " + state.error, false, true);
@@ -577,10 +537,10 @@ document.getElementById("export").addEventListener("click", async () => {
     setStatus("Exported: " + result.written.join(", "));
   } catch (err) { setStatus(err.message, false, true); }
 });
-document.getElementById("colour").addEventListener("change", drawMap);
+document.getElementById("colour").addEventListener("change", colourChanged);
 // click the map to pick any cell (labeled or not) and answer or relabel it
 document.getElementById("map").addEventListener("click", async (event) => {
-  if (!cells || !cells.layout) return;
+  if (!cells || !cells.layout || !clickPicks()) return;  // workbench.js: tools and drags
   const canvas = event.currentTarget;
   const rect = canvas.getBoundingClientRect();
   const x = (event.clientX - rect.left) * canvas.width / rect.width;
