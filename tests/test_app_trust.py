@@ -191,7 +191,7 @@ def test_cross_site_posts_are_refused(served, headers, status):
     before = answers_of(served.session)
     cell = served.session.cells[0]
     body = json.dumps({"cell": cell, "label": "B"})
-    for route in ("/api/answer", "/api/undo", "/api/export", "/api/next"):
+    for route in ("/api/answer", "/api/undo", "/api/export", "/api/next", "/api/label-selection"):
         client = TestClient(served.app, base_url=LOCAL)  # no default Origin
         reply = client.post(route, content=body, headers=headers)
         assert reply.status_code == status, (route, reply.text)
@@ -309,7 +309,10 @@ def test_generated_bodies_never_reach_a_5xx(served):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    keys = st.sampled_from(["cell", "label", "kind", "id", "strategy", "batch_size", "overwrite"])
+    keys = st.sampled_from(
+        ["cell", "label", "kind", "id", "strategy", "batch_size", "overwrite"]
+        + ["positions", "cluster", "shape"]
+    )
     scalars = (
         st.none()
         | st.booleans()
@@ -324,7 +327,9 @@ def test_generated_bodies_never_reach_a_5xx(served):
         max_leaves=6,
     )
     bodies = st.dictionaries(keys | st.text(max_size=8), values, max_size=4) | values
-    routes = st.sampled_from(["/api/answer", "/api/undo", "/api/next", "/api/export"])
+    routes = st.sampled_from(
+        ["/api/answer", "/api/undo", "/api/next", "/api/export", "/api/label-selection"]
+    )
 
     @settings(
         max_examples=150,
@@ -347,6 +352,8 @@ def test_generated_bodies_never_reach_a_5xx(served):
     # the cell route takes any path: the same promise
     for name in ["", "%00", "%ff", "..%2F..%2Fetc", "x" * 5000, "%F0%9F%A7%AC"]:
         assert served.get(f"/api/cells/{name}").status_code < 500
+        for colouring in ("/api/colour/gene/", "/api/colour/obs/", "/api/genes?q="):
+            assert served.get(colouring + name).status_code < 500
 
 
 # -- sessions that remember, damaged and read-only files ---------------------------------------
