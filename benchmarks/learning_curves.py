@@ -11,13 +11,13 @@ found there are not run again. Then it writes:
 - ``docs/figures/learning_curves_grid.png``: the normalised curve area of every learner and
   strategy, a heatmap per dataset;
 - ``docs/learning_curves.csv``: one row per dataset, learner and strategy: macro-F1 at 50, 100
-  and 200 labels, the curve area, labels to 90% and 95% of the target, labels until every type
-  was found;
-- markdown tables on standard output (curve area and labels to 95% of the target, learners x
-  strategies).
+  and 200 labels, the curve area (and its sd over seeds), labels to the target (mean over the
+  seeds that reached it, and how many did), labels until every type was found;
+- markdown tables on standard output (learners x strategies: curve area, macro-F1 at 50 and
+  200 labels, labels to the target).
 
-The target does not move between seeds or learners: 95% of the best established tool's
-whole-pool macro-F1 on the same splits (``BEST_TOOL``, from ``docs/comparison.md``).
+The target does not move between seeds or learners (``TARGETS``): on pbmc3k 95% of the best
+established tool's whole-pool macro-F1 on the same splits (``docs/comparison.md``), on Kang 0.98.
 
     .venv/bin/python benchmarks/learning_curves.py [--runs runs/curves] [--jobs 2]
         [--models mlp2,logreg] [--report-only]
@@ -64,10 +64,17 @@ MODELS = (
     "scmap-cell",
     "scmap-cluster",
 )
-# The best established tool's whole-pool macro-F1 on the same splits (docs/comparison.md,
-# 5 seeds): the goals of docs/learning-curves.md are 95% of it.
-BEST_TOOL = {"pbmc3k": (0.892, "knn-transfer"), "Kang PBMC": (0.997, "CellTypist")}
+# The macro-F1 each dataset's runs are asked to reach (the goals of docs/learning-curves.md):
+# on pbmc3k 95% of the best established tool's whole-pool macro-F1 on the same splits
+# (knn-transfer's 0.892, docs/comparison.md, 5 seeds); on Kang, where 95% of CellTypist's 0.997
+# is reached by the 20 first labels, 0.98.
+TARGETS = {
+    "pbmc3k": (0.95 * 0.892, "95% of knn-transfer's whole-pool macro-F1"),
+    "Kang PBMC": (0.98, "the goal for Kang"),
+}
 CURVE_MODELS = ("mlp2", "mlp2-self", "logreg")
+# the curves figure draws these (every strategy would be unreadable; the heatmap has them all)
+CURVE_STRATEGIES = ("random", "entropy", "bald", "qbc", "wkmc", "typiclust", "maxherding", "hybrid")
 BUDGETS = (50, 100, 200)
 START, BATCH, ROUNDS, SEEDS = 20, 9, 20, 5
 
@@ -108,12 +115,6 @@ def finished(out: Path, kept: Path) -> pd.DataFrame | None:
     return pd.read_csv(kept) if kept.exists() else None
 
 
-def target_f1(name: str) -> tuple[float, str]:
-    """95% of the best established tool's whole-pool macro-F1 on the dataset."""
-    best, source = BEST_TOOL[name]
-    return 0.95 * best, source
-
-
 def at_budget(runs: pd.DataFrame, budget: int) -> pd.Series:
     rows = runs[runs.n_labeled <= budget]
     last = rows.loc[rows.groupby(["model", "strategy", "seed"])["n_labeled"].idxmax()]
@@ -121,7 +122,7 @@ def at_budget(runs: pd.DataFrame, budget: int) -> pd.Series:
 
 
 def per_run(runs: pd.DataFrame, target: float) -> pd.DataFrame:
-    """Curve area, labels to 90/95% of the target and to every type, per run."""
+    """Curve area, labels to the target and to every type found, per run."""
     n_types = runs["n_types_found"].max()
 
     def one(g: pd.DataFrame) -> pd.Series:
@@ -130,8 +131,7 @@ def per_run(runs: pd.DataFrame, target: float) -> pd.DataFrame:
         return pd.Series(
             {
                 "auc": curve_area(x, f1),
-                "to_90": labels_to_reach(x, f1, target * 0.9 / 0.95),
-                "to_95": labels_to_reach(x, f1, target),
+                "to_target": labels_to_reach(x, f1, target),
                 "to_all_types": labels_to_reach(x, g["n_types_found"].to_numpy(), n_types),
             }
         )
@@ -140,16 +140,15 @@ def per_run(runs: pd.DataFrame, target: float) -> pd.DataFrame:
 
 
 def summarise(name: str, table: pd.DataFrame) -> tuple[pd.DataFrame, float, str]:
-    target, source = target_f1(name)
+    target, source = TARGETS[name]
     runs = table[table.strategy != "ceiling"]
     columns = [at_budget(runs, b).rename(f"f1_at_{b}") for b in BUDGETS]
     each = per_run(runs, target).groupby(["model", "strategy"])
     columns += [
         each["auc"].mean().rename("auc"),
         each["auc"].std().rename("auc_std"),
-        each["to_90"].mean().rename("labels_to_90"),
-        each["to_95"].mean().rename("labels_to_95"),
-        each["to_95"].count().rename("seeds_reached_95"),
+        each["to_target"].mean().rename("labels_to_target"),
+        each["to_target"].count().rename("seeds_reached"),
         each["to_all_types"].mean().rename("labels_to_all_types"),
     ]
     ceiling = table[table.strategy == "ceiling"].groupby("model")["macro_f1"].mean()
@@ -175,7 +174,7 @@ def markdown(name: str, summary: pd.DataFrame, target: float, source: str) -> st
     models = [m for m in MODELS if m in set(summary.model)]
     pool = summary.drop_duplicates("model").set_index("model")["whole_pool_f1"]
     lines = [
-        f"### {name}: target {target:.3f} (95% of {source}'s whole-pool macro-F1)",
+        f"### {name}: target macro-F1 {target:.3f} ({source})",
         "",
         "Whole-pool macro-F1: " + ", ".join(f"`{m}` {pool[m]:.3f}" for m in models) + ".",
         "",
@@ -185,7 +184,7 @@ def markdown(name: str, summary: pd.DataFrame, target: float, source: str) -> st
         "",
         "Macro-F1 at 50 / 200 labels (the last round with at most that many), mean over seeds:",
         "",
-        *pivot_markdown(summary, models, lambda r: f"{r['f1_at_50']:.2f} / {r['f1_at_200']:.2f}"),
+        *pivot_markdown(summary, models, lambda r: f"{r['f1_at_50']:.3f} / {r['f1_at_200']:.3f}"),
         "",
         "Labels to the target, mean over the seeds that reached it (seeds reaching it); "
         "blank where the learner cannot run the strategy:",
@@ -194,8 +193,8 @@ def markdown(name: str, summary: pd.DataFrame, target: float, source: str) -> st
             summary,
             models,
             lambda r: (
-                f"{r['labels_to_95']:.0f} ({r['seeds_reached_95']:.0f})"
-                if r["seeds_reached_95"]
+                f"{r['labels_to_target']:.0f} ({r['seeds_reached']:.0f})"
+                if r["seeds_reached"]
                 else "-"
             ),
         ),
@@ -204,19 +203,20 @@ def markdown(name: str, summary: pd.DataFrame, target: float, source: str) -> st
 
 
 def curves_figure(tables: dict[str, pd.DataFrame], path: Path) -> None:
-    palette = strategy_palette(strategy_names())
+    palette = strategy_palette(list(CURVE_STRATEGIES))
     models = [m for m in CURVE_MODELS if all(m in set(t.model) for t in tables.values())]
     fig = Figure(figsize=(4.6 * len(models) + 2, 4.2 * len(tables)), layout="constrained")
     axes = fig.subplots(len(tables), len(models), squeeze=False)
     for row, (name, table) in enumerate(tables.items()):
         for col, model in enumerate(models):
             ax = axes[row, col]
-            ran = [
-                s for s in strategy_names() if s in set(table.loc[table.model == model].strategy)
-            ]
+            present = set(table.loc[table.model == model, "strategy"])
+            ran = [s for s in CURVE_STRATEGIES if s in present]
             labels_curve(table, model=model, strategies=ran, palette=palette, ax=ax, spread="std")
             ax.set_title(f"{name}: {model}")
-            ax.set_ylim(0, 1)
+            shown = table[(table.model == model) & table.strategy.isin(ran)]
+            low = shown.groupby(["strategy", "n_labeled"])["macro_f1"].mean().min()
+            ax.set_ylim(max(0.0, np.floor(10 * low - 0.5) / 10), 1)  # Kang's curves sit near 1
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -227,18 +227,20 @@ def curves_figure(tables: dict[str, pd.DataFrame], path: Path) -> None:
 def grid_figure(summary: pd.DataFrame, path: Path) -> None:
     names = list(dict.fromkeys(summary.dataset))
     strategies = [s for s in strategy_names() if s in set(summary.strategy)]
-    fig = Figure(figsize=(11, 5.2 * len(names)), layout="constrained")
+    fig = Figure(figsize=(12, 1.2 + 0.45 * len(MODELS) * len(names)), layout="constrained")
     axes = fig.subplots(len(names), 1, squeeze=False)[:, 0]
     for ax, name in zip(axes, names, strict=True):
         part = summary[summary.dataset == name]
         models = [m for m in MODELS if m in set(part.model)]
         grid = part.pivot(index="model", columns="strategy", values="auc")
         grid = grid.reindex(index=models, columns=strategies)
-        image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+        values = grid.to_numpy()
+        low, high = np.nanmin(values), np.nanmax(values)  # each dataset on its own scale
+        image = ax.imshow(values, cmap="viridis", vmin=low, vmax=high, aspect="auto")
+        for (i, j), value in np.ndenumerate(values):
             if np.isfinite(value):
-                colour = "black" if value > 0.6 else "white"
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+                colour = "black" if value > (low + high) / 2 else "white"
+                ax.text(j, i, f"{value:.3f}", ha="center", va="center", fontsize=7, color=colour)
         ax.set_xticks(range(len(strategies)), strategies, rotation=45, ha="right")
         ax.set_yticks(range(len(models)), models)
         ax.set_title(f"{name}: mean macro-F1 from {START} to 200 labels (curve area)")
