@@ -15,6 +15,8 @@ from ._prepare import PreparedCells
 
 #: Cells (the cell and its nearest neighbours in PCA) whose mean ranks distinctive genes.
 SMOOTH_K = 15
+#: Distinctive genes shown for a cell.
+TOP_GENES = 10
 
 
 class Evidence:
@@ -44,15 +46,12 @@ class Evidence:
         """The evidence of the cell at ``pos`` (see :meth:`Session.cell_evidence`)."""
         cell = str(self._cells[pos])
         data = self._data
-        mean, sd, varies, usable = self._stats()
+        mean, sd, varies, _ = self._stats()
         row = np.asarray(data.log.X[pos].toarray()).ravel()
         z = (row - mean) / sd
-        # rank on the cell and its nearest neighbours (PCA): one cell's counts are too sparse
         pca = data.pca
-        near = np.argsort(np.linalg.norm(pca - pca[pos], axis=1), kind="stable")[:SMOOTH_K]
-        z_near = (np.asarray(data.log.X[near].mean(axis=0)).ravel() - mean) / sd
-        ranked = np.where(usable, z_near, -np.inf)
-        top = [i for i in np.argsort(-ranked, kind="stable")[:10] if usable[i]]
+        z_near = self._neighbourhood_z(pos)
+        top = self._top(z_near, TOP_GENES)
 
         def gene(i: int) -> dict:
             return {
@@ -90,6 +89,33 @@ class Evidence:
                 for j in nearest
             ],
         }
+
+    @property
+    def symbols(self) -> np.ndarray:
+        """Every gene's symbol, in the order of the log-normalised matrix's columns."""
+        return self._symbols
+
+    def marker_columns(self) -> list[int]:
+        """The columns of the session's marker genes, each once, in the markers' order."""
+        return list(dict.fromkeys(i for idx in self._markers.values() for i in idx))
+
+    def top_genes(self, pos: int, n: int = TOP_GENES) -> list[int]:
+        """The columns of the ``n`` genes most over-expressed in the neighbourhood of the
+        cell at ``pos`` (the ``top_genes`` of :meth:`for_cell`, in the same order)."""
+        return self._top(self._neighbourhood_z(pos), n)
+
+    def _neighbourhood_z(self, pos: int) -> np.ndarray:
+        """Per gene, the z-score of the mean of the cell and its ``SMOOTH_K - 1`` nearest
+        cells (PCA) against all cells: one cell's counts are too sparse to rank on."""
+        mean, sd, _, _ = self._stats()
+        pca = self._data.pca
+        near = np.argsort(np.linalg.norm(pca - pca[pos], axis=1), kind="stable")[:SMOOTH_K]
+        return (np.asarray(self._data.log.X[near].mean(axis=0)).ravel() - mean) / sd
+
+    def _top(self, z_near: np.ndarray, n: int) -> list[int]:
+        usable = self._stats()[3]
+        ranked = np.where(usable, z_near, -np.inf)
+        return [int(i) for i in np.argsort(-ranked, kind="stable")[:n] if usable[i]]
 
     def _stats(self) -> tuple[np.ndarray, ...]:
         """Per gene: mean and sd of log expression over all cells, sd > 0, rankable."""

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from .._checks import check_batch_size
 from .._errors import InputError
 from .._threads import get_threads, set_threads
+from ._dotplot_routes import dotplot_routes
 from ._guard import (
     LOOPBACK_NAMES,
     MAX_BATCH,
@@ -316,6 +317,7 @@ def create_app(
             Route("/api/embedding", embedding),
             Route("/api/map", cell_map),
             *map_routes(session, after_answers=trainer.after_answers, annotator=annotator),
+            *dotplot_routes(session, trainer_state=trainer.state, pending=trainer.pending),
             Route("/api/cells/{cell:path}", evidence),
             Route("/api/answer", answer, methods=["POST"]),
             Route("/api/undo", undo, methods=["POST"]),
