@@ -50,6 +50,7 @@ logger = logging.getLogger("scactive")
 _STATIC = {
     "app.js": "text/javascript; charset=utf-8",
     "workbench.js": "text/javascript; charset=utf-8",
+    "dotplot.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
 

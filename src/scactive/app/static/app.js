@@ -389,6 +389,7 @@ function showEvidence(item, ev) {
   for (const p of ev.predictions || []) {
     predictions.append(el("div", `${p.label}: ${(100 * p.probability).toFixed(0)}%`));
   }
+  predictions.append(whyEmpty("predictions", !(ev.predictions || []).length));
   const genes = el("div");
   genes.append(el("h4", "Most distinctive genes"));
   genes.append(el("div", (ev.top_genes || []).map((g) => g.gene).join(", ")));
@@ -401,7 +402,17 @@ function showEvidence(item, ev) {
   const neighbours = el("div");
   neighbours.append(el("h4", "Nearest labeled cells"));
   neighbours.append(el("div", (ev.neighbours || []).map((n) => n.label).join(", ")));
+  neighbours.append(whyEmpty("neighbours", !(ev.neighbours || []).length));
   box.append(predictions, genes, markers, neighbours);
+  showNeeds();  // dotplot.js: the reasons, from api/model-needs
+}
+
+// where an empty section says why it is empty (filled by showNeeds, dotplot.js)
+function whyEmpty(kind, empty) {
+  const node = el("div", "", `why why-${kind}`);
+  node.dataset.empty = empty ? "1" : "0";
+  node.hidden = true;
+  return node;
 }
 
 function select(j) {
@@ -412,6 +423,7 @@ function select(j) {
     if (i === selected) keepInList(item);  // the list scrolls, never the page
   });
   drawMap();
+  refreshDotplot();  // dotplot.js: the selected cell's marker evidence
 }
 
 // This tab's answers, newest last (kept over reloads): undo takes back this tab's own answer
@@ -502,6 +514,8 @@ async function refresh() {
   renderProgress();
   renderVocabulary();
   await renderBatch();
+  refreshNeeds();  // dotplot.js: why the model's sections are empty, if they are
+  refreshDotplot();
   ensureMap();
   drawMap();
   if (state.training) setTimeout(refresh, 500);
