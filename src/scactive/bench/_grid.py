@@ -121,8 +121,11 @@ def _learner_factory(model: str, seed_data: SeedData, options: GridOptions, cell
     return new_learner
 
 
-def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, *, on_round=None):
-    """Run one grid cell; returns its results and picks as tables."""
+def run_cell(
+    cell: GridCell, seed_data: SeedData, options: GridOptions, *, on_round=None, on_fit=None
+):
+    """Run one grid cell; returns its results and picks as tables (``on_round``, ``on_fit``:
+    see :func:`~scactive.loop.active_learning`)."""
     rng = np.random.default_rng(name_seed(cell.seed, cell.model, cell.strategy, cell.batch_size))
     strategy = get_strategy(cell.strategy, **_strategy_params(cell.strategy, options))
     reads = learner_input(cell.model)
@@ -143,6 +146,7 @@ def run_cell(cell: GridCell, seed_data: SeedData, options: GridOptions, *, on_ro
         classes=seed_data.prepared.classes,
         retrain=options.retrain,
         on_round=on_round,
+        on_fit=on_fit,
     )
     meta = {
         "model": cell.model,

@@ -48,6 +48,7 @@ def active_learning(
     classes: np.ndarray | None = None,
     retrain: str = "scratch",
     on_round: Callable[[dict], None] | None = None,
+    on_fit: Callable[[int, Any, LabelState], None] | None = None,
     stopping: StoppingRule | None = None,
 ) -> LoopResult:
     """Run one active-learning experiment: train, evaluate, query, label, repeat.
@@ -83,6 +84,9 @@ def active_learning(
         Every class of the task, for metrics (default: those of ``y_val``).
     on_round
         Called with each round's record (e.g. to advance a progress bar).
+    on_fit
+        Called after each round's training with the round, the fitted learner and the label
+        state (e.g. to read the model's calls on every cell); it must not change either.
     stopping
         The stopping rule whose verdict each round records (default: :class:`StoppingRule`).
         The loop runs its rounds either way.
@@ -111,6 +115,8 @@ def active_learning(
         start = time.perf_counter()
         learner = engine.fit(state, round_)
         train_seconds = time.perf_counter() - start
+        if on_fit is not None:
+            on_fit(round_, learner, state)
         proba = learner.predict_proba(X_val)
         metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
         sample = monitor.sample
