@@ -21,6 +21,7 @@ Read from a JSON or YAML tree (``{"T cell": {"CD4 T": {"naive CD4 T": {}}}}``, a
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,10 @@ class Hierarchy:
             out.append((labels, under[rows, call].astype(np.float32)))
         return out
 
+    def n_levels_for(self, labels: Iterable[str]) -> int:
+        """The depth of the deepest of ``labels`` (the levels a task with these labels has)."""
+        return max((self.depth(str(label)) for label in labels), default=1)
+
     def labels_order(self, label: str) -> int:
         """A label's position in :attr:`labels` (labels it does not name come last)."""
         order = getattr(self, "_order", None)
@@ -265,6 +270,47 @@ def read_hierarchy(path: str | Path) -> Hierarchy:
         return Hierarchy.from_tree(tree)
     table = read_small_table(path, columns=("type", "parent"), what="hierarchy file")
     return Hierarchy.from_pairs(zip(table["type"], table["parent"], strict=True))
+
+
+def as_hierarchy(value: Hierarchy | str | Path | Mapping) -> Hierarchy:
+    """A :class:`Hierarchy` as given, read from a file (:func:`read_hierarchy`), or built from
+    a nested tree ``{type: {subtype: {...}}}``."""
+    if isinstance(value, Hierarchy):
+        return value
+    if isinstance(value, str | Path):
+        return read_hierarchy(value)
+    if isinstance(value, Mapping):
+        return Hierarchy.from_tree(value)
+    raise InputError(
+        f"hierarchy={value!r} is not valid: give a Hierarchy, the path of a JSON/YAML tree or "
+        "a type,parent table, or a tree {type: {subtype: {...}}}."
+    )
+
+
+def check_covers(hierarchy: Hierarchy, labels: Iterable[object]) -> None:
+    """Refuse a hierarchy that names none of ``labels`` (the data's types); warn, naming
+    them, about labels it leaves out (they count as top-level types)."""
+    labels = sorted({str(label) for label in labels})
+    absent = [label for label in labels if label not in hierarchy.parent]
+    if len(absent) == len(labels):
+        raise InputError(
+            f"The cell-type hierarchy names none of the data's labels ({_listed(labels)}); its "
+            f"types are {_listed(hierarchy.labels)}. Write the tree with the label column's "
+            "own type names, or choose the label column that holds them (--label-key)."
+        )
+    if absent:
+        warnings.warn(
+            f"The cell-type hierarchy does not name {len(absent)} of the data's "
+            f"{len(labels)} labels: {_listed(absent)}. They count as top-level types; add them "
+            "to the tree under their parent type to roll them up.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _listed(names: Sequence[str], most: int = 12) -> str:
+    shown = ", ".join(map(repr, names[:most]))
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _name(value: object) -> str:

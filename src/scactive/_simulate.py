@@ -15,6 +15,7 @@ import pandas as pd
 
 from ._errors import InputError
 from ._files import atomic_write, check_out_folder, is_empty, run_lock
+from ._hierarchy import Hierarchy, as_hierarchy, check_covers
 from ._meta import progress_bar, versions
 from .bench import (
     DataOptions,
@@ -49,6 +50,7 @@ def simulate(
     retrain: str = "scratch",
     use_pca: bool = True,
     ceiling: bool = True,
+    hierarchy: Hierarchy | str | Path | None = None,
     report: bool = True,
     progress: bool = True,
     n_jobs: int = 1,
@@ -89,6 +91,17 @@ def simulate(
         Clustering strategies work on the pool's PCA (else on the scaled features).
     ceiling
         Also train each model on the whole pool (rows with strategy ``"ceiling"``).
+    hierarchy
+        A cell-type hierarchy (a :class:`~scactive._hierarchy.Hierarchy`, the path of a
+        JSON/YAML tree or a ``type,parent`` table, or a nested tree ``{type: {subtype: {}}}``)
+        whose finest level is the labels; labels it does not name are top-level types. Each
+        round then also records ``macro_f1_level1`` ... ``macro_f1_levelN``: the truth rolled
+        up to each level, against the learner's calls decoded top-down at that level
+        (:func:`scactive.metrics.level_f1`). ``macro_f1`` stays the plain argmax over the
+        labels, as without a hierarchy, so runs with and without one compare; at the finest
+        level the decoded call may differ from it. A hierarchy naming none of the labels is
+        refused; labels it leaves out are named in a warning. The report adds a per-level
+        table and figure. Without one the results have no level columns.
     report
         Write ``report.html`` and figures (needs ``out``).
     progress
@@ -139,6 +152,7 @@ def simulate(
         retrain=retrain,
         use_pca=use_pca,
         ceiling=ceiling,
+        hierarchy=None if hierarchy is None else as_hierarchy(hierarchy),
     )
 
     def run(run_dir: _RunDir | None) -> pd.DataFrame:
@@ -171,6 +185,8 @@ def _run(
 ) -> pd.DataFrame:
     seeds, ceiling = grid_options.seeds, grid_options.ceiling
     prepared = prepare(adata, label_key, data_options)
+    if grid_options.tree is not None:
+        check_covers(grid_options.tree, prepared.classes)
     n_pool, n_initial = split_sizes(prepared.adata.n_obs, data_options)
     too_big = [b for b in grid_options.batch_sizes if b > n_pool - n_initial]
     if too_big:

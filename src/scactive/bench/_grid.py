@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from .._checks import check_batch_size
 from .._errors import InputError, unknown_name
+from .._hierarchy import Hierarchy
 from .._random import name_seed
 from ..loop import SimulatedOracle, active_learning
 from ..metrics import evaluate
@@ -33,8 +35,14 @@ class GridOptions:
     retrain: str = "scratch"
     use_pca: bool = True
     ceiling: bool = True
+    #: A cell-type hierarchy over the labels, as sorted ``(type, parent)`` pairs (``""``: a
+    #: top-level type; a :class:`~scactive._hierarchy.Hierarchy` given is turned into them):
+    #: each round then records macro-F1 per level.
+    hierarchy: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.hierarchy, Hierarchy):
+            object.__setattr__(self, "hierarchy", tuple(sorted(self.hierarchy.to_dict().items())))
         for model in self.models:
             get_preset(model)  # an unknown name lists the valid ones
         strategies = strategy_names()
@@ -63,6 +71,11 @@ class GridOptions:
             raise InputError(f"retrain={self.retrain!r}; expected 'scratch' or 'continue'.")
         if self.epochs is not None and self.epochs < 1:
             raise InputError(f"epochs={self.epochs}; expected a whole number >= 1.")
+
+    @cached_property
+    def tree(self) -> Hierarchy | None:
+        """The :class:`~scactive._hierarchy.Hierarchy` of :attr:`hierarchy`, if any."""
+        return None if self.hierarchy is None else Hierarchy.from_pairs(self.hierarchy)
 
 
 @dataclass(frozen=True, order=True)
@@ -147,6 +160,7 @@ def run_cell(
         retrain=options.retrain,
         on_round=on_round,
         on_fit=on_fit,
+        hierarchy=options.tree,
     )
     meta = {
         "model": cell.model,
@@ -194,6 +208,7 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
         learner.predict_proba(seed_data.val_matrix(reads)),
         learner.classes_,
         all_classes=seed_data.prepared.classes,
+        hierarchy=options.tree,
     )
     n_pool = len(seed_data.pool)
     return pd.DataFrame(
@@ -221,10 +236,15 @@ def run_ceiling(model: str, seed_data: SeedData, options: GridOptions) -> pd.Dat
 
 
 def config_dict(data: DataOptions, grid: GridOptions) -> dict:
-    """Every parameter as plain JSON values."""
+    """Every parameter as plain JSON values (the hierarchy as ``{type: parent}``, and only
+    when given: the config of a run without one is what it was before hierarchies)."""
     data_values = asdict(data)
     del data_values["check_min_genes"]  # refuses or not: a run's results do not depend on it
+    grid_values = asdict(grid)
+    hierarchy = grid_values.pop("hierarchy")
+    if hierarchy is not None:
+        grid_values["hierarchy"] = dict(hierarchy)
     return {
         **data_values,
-        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(grid).items()},
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in grid_values.items()},
     }

@@ -59,6 +59,16 @@ MarkersFile = Annotated[
         show_default=False,
     ),
 ]
+HierarchyFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--hierarchy",
+        help="Cell-type hierarchy over the labels (the finest level): JSON/YAML tree "
+        "{type: {subtype: {}}} or CSV/TSV with columns type,parent; each round also records "
+        "macro-F1 per level (macro_f1_level1...).",
+        show_default=False,
+    ),
+]
 Plugins = Annotated[
     list[str] | None,
     typer.Option(

@@ -55,6 +55,7 @@ def simulate(
     ] = 0.2,
     initial_strategy: opt.InitialStrategy = "random",
     markers: opt.MarkersFile = None,
+    hierarchy: opt.HierarchyFile = None,
     stop_fraction: Annotated[
         float | None,
         typer.Option(help="Query until this fraction of the pool is labeled (overrides --rounds)."),
@@ -94,6 +95,10 @@ def simulate(
             from ..app import read_markers
 
             markers = read_markers(markers)
+        if hierarchy is not None:
+            from .._hierarchy import read_hierarchy
+
+            hierarchy = read_hierarchy(hierarchy)
         adata, label_key = read_run_data(
             data, out, label_key=label_key, plugins=plugin, transpose=data_choices.transpose
         )
@@ -115,6 +120,7 @@ def simulate(
             use_pca=pca_clustering,
             **data_choices.preparation(),
             ceiling=ceiling,
+            hierarchy=hierarchy,
             report=report,
             progress=progress,
             n_jobs=jobs,

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from ..strategies import Strategy
 from ._engine import Engine
 from ._state import LabelState
 from ._stopping import StoppingMonitor, StoppingRule
+
+if TYPE_CHECKING:
+    from .._hierarchy import Hierarchy
 
 logger = logging.getLogger("scactive")
 
@@ -50,6 +53,7 @@ def active_learning(
     on_round: Callable[[dict], None] | None = None,
     on_fit: Callable[[int, Any, LabelState], None] | None = None,
     stopping: StoppingRule | None = None,
+    hierarchy: Hierarchy | None = None,
 ) -> LoopResult:
     """Run one active-learning experiment: train, evaluate, query, label, repeat.
 
@@ -90,6 +94,10 @@ def active_learning(
     stopping
         The stopping rule whose verdict each round records (default: :class:`StoppingRule`).
         The loop runs its rounds either way.
+    hierarchy
+        A cell-type hierarchy over ``classes`` (the finest level): each round also records
+        ``macro_f1_level1`` ... ``macro_f1_levelN`` (:func:`scactive.metrics.level_f1`);
+        ``macro_f1`` stays the plain argmax over ``classes``.
 
     Returns
     -------
@@ -118,7 +126,9 @@ def active_learning(
         if on_fit is not None:
             on_fit(round_, learner, state)
         proba = learner.predict_proba(X_val)
-        metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes)
+        metrics = evaluate(
+            y_val, proba, learner.classes_, all_classes=classes, hierarchy=hierarchy
+        )
         sample = monitor.sample
         whole = len(sample) == len(X_pool)  # no copy of a pool read whole
         watched = monitor.update(
