@@ -126,9 +126,7 @@ def active_learning(
         if on_fit is not None:
             on_fit(round_, learner, state)
         proba = learner.predict_proba(X_val)
-        metrics = evaluate(
-            y_val, proba, learner.classes_, all_classes=classes, hierarchy=hierarchy
-        )
+        metrics = evaluate(y_val, proba, learner.classes_, all_classes=classes, hierarchy=hierarchy)
         sample = monitor.sample
         whole = len(sample) == len(X_pool)  # no copy of a pool read whole
         watched = monitor.update(

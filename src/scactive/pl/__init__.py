@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ),
         "._curves": ("curves_by_fraction", "learning_curves", "metric_grid"),
         "._labels": ("labels_curve",),
+        "._levels": ("has_levels", "level_curves"),
         "._recall": ("rare_type_recall", "rarest_types"),
         "._stopping": ("has_stopping", "stop_points", "stop_summary", "stopping_curves"),
         "._style": ("aggregate_over_seeds", "celltype_palette", "strategy_palette"),

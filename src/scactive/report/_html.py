@@ -11,6 +11,7 @@ from string import Template
 
 import pandas as pd
 
+from scactive.metrics import level_columns
 from scactive.pl._style import as_bool
 from scactive.report._runs import FINAL_METRICS, level_name, levels_with
 
@@ -208,6 +209,40 @@ def summary(table_df: pd.DataFrame, target: float) -> str:
             ]
         )
     return table(header, rows, numeric=set(range(2, len(header))))
+
+
+def level_summary(table_df: pd.DataFrame) -> str:
+    """The per-level table of a run with a cell-type hierarchy (the summary's
+    ``macro_f1_level<k>`` columns, mean ± sd over seeds at the last round); empty without."""
+    means = [c.removesuffix("_mean") for c in table_df.columns if c.endswith("_mean")]
+    levels = level_columns(means)
+    if not levels:
+        return ""
+    header = [
+        "model", "strategy", "batch size", "seeds", "labeled (final)",
+        *(f"level {i}" for i in range(1, len(levels) + 1)), "macro F1 (argmax)",
+    ]  # fmt: skip
+    rows = [
+        [
+            r["model"],
+            r["strategy"],
+            _int_text(r["batch_size"]),
+            _int_text(r["n_seeds"]),
+            _int_text(round(r["final_n_labeled"])) if pd.notna(r["final_n_labeled"]) else "",
+            *(_mean_std(r[f"{m}_mean"], r[f"{m}_std"]) for m in (*levels, "macro_f1")),
+        ]
+        for r in table_df.to_dict("records")
+    ]
+    return (
+        "<h2>Macro F1 per level of the cell-type hierarchy</h2>"
+        "<p>Mean ± standard deviation over seeds at the last round. Level 1 is the top of the "
+        "hierarchy; at each level the true labels are rolled up to their ancestor there and "
+        "the learner's calls are decoded top-down (the best top-level type by the probability "
+        "under it, then its best subtype...), so the levels never contradict each other. The "
+        "last column is the summary's macro F1: the plain argmax over the finest labels, which "
+        "may differ from the finest level's decoded call.</p>"
+        + table(header, rows, numeric=set(range(2, len(header))))
+    )
 
 
 def _stop_cell(row: Mapping[str, object]) -> str:

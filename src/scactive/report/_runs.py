@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from scactive.metrics import curve_area, labels_to_reach
+from scactive.metrics import curve_area, labels_to_reach, level_columns
 from scactive.pl._style import CEILING, RUN_KEYS
 
 LEVELS = (0.9, 0.95)
@@ -41,8 +41,9 @@ def run_table(results: pd.DataFrame, levels: Iterable[float]) -> pd.DataFrame:
     """One row per run, the ceiling's included (with NaN curve values and targets).
 
     Columns: the run keys, ``final_round``, ``final_n_labeled``, the last round's value of each
-    of :data:`FINAL_METRICS` present in ``results``, ``start_f1`` (macro-F1 at the first
-    round), ``auc_macro_f1`` (:func:`~scactive.metrics.curve_area` of macro-F1 against
+    of :data:`FINAL_METRICS` present in ``results`` and of the per-level macro-F1 columns
+    (:func:`~scactive.metrics.level_columns`; runs with a hierarchy), ``start_f1`` (macro-F1
+    at the first round), ``auc_macro_f1`` (:func:`~scactive.metrics.curve_area` of macro-F1 against
     ``n_labeled``), ``has_ceiling`` and, per level, ``target_f1_<pct>`` (level x the mean
     ceiling) and ``labels_to_<pct>`` (first ``n_labeled`` reaching it; NaN if never or when
     the model has no ceiling).
@@ -50,6 +51,7 @@ def run_table(results: pd.DataFrame, levels: Iterable[float]) -> pd.DataFrame:
     levels = tuple(levels)
     targets = fixed_targets(results)
     metrics = [m for m in FINAL_METRICS if m in results.columns]
+    metrics += level_columns(results.columns)
     records = []
     for key, run in results.groupby(RUN_KEYS, dropna=False, sort=False):
         run = run.sort_values("round", kind="stable")

@@ -7,6 +7,7 @@ from numbers import Real
 import pandas as pd
 
 from scactive._errors import InputError
+from scactive.metrics import level_columns
 from scactive.pl._stopping import has_stopping, stop_summary
 from scactive.pl._style import CEILING, order_strategies, require_columns
 from scactive.report._runs import FINAL_METRICS, RUN_KEYS, level_name, levels_with, run_table
@@ -44,6 +45,8 @@ def summary_table(results: pd.DataFrame, target: float = 0.95) -> pd.DataFrame:
         - ``final_round``, ``final_n_labeled``: mean over seeds of the last round's values;
         - ``<metric>_mean`` and ``<metric>_std`` for accuracy, macro_f1, weighted_f1 and loss
           at the last round (std over seeds, NaN for one seed);
+        - with a hierarchy, ``macro_f1_level<k>_mean`` and ``_std`` for each level ``k``
+          (1 the top) at the last round, as for the metrics above;
         - ``auc_macro_f1_mean`` / ``_std``: area under the macro-F1 curve against
           ``n_labeled``, divided by the ``n_labeled`` range (the curve's mean macro-F1);
         - ``labels_to_<pct>`` for 90, 95 and ``target`` (e.g. ``labels_to_90``): mean over the
@@ -77,7 +80,11 @@ def summary_table(results: pd.DataFrame, target: float = 0.95) -> pd.DataFrame:
         n_seeds=("seed", "nunique"),
         final_round=("final_round", "mean"),
         final_n_labeled=("final_n_labeled", "mean"),
-        **{f"{m}_{s}": (m, s) for m in (*FINAL_METRICS, "auc_macro_f1") for s in ("mean", "std")},
+        **{
+            f"{m}_{s}": (m, s)
+            for m in (*FINAL_METRICS, *level_columns(results.columns), "auc_macro_f1")
+            for s in ("mean", "std")
+        },
         **reach,
         seeds_with_ceiling=("has_ceiling", "sum"),
     ).reset_index()

@@ -40,6 +40,7 @@ _TITLES = {
     "7": "Cell types found",
     "8": "Recall of the rarest cell types",
     "9": "Stopping rule: estimate vs truth",
+    "10": "Macro F1 per level of the cell-type hierarchy",
 }
 _NEEDS = {
     "5": "picks.csv",
@@ -182,6 +183,14 @@ def _figures(inputs: _Inputs, writer: _FigureWriter, seed: int) -> str:
              "seeds, min-max shaded; the dotted line is where the rule first said stop, "
              "averaged over the seeds that stopped.")
         )  # fmt: skip
+    if pl.has_levels(results):  # only runs given a hierarchy record macro-F1 per level
+        specs.append(
+            ("10", "level_curves", lambda m: pl.level_curves(results, m, palette=spal),
+             "Figure 10 ({m}). Macro F1 at each level of the cell-type hierarchy (solid: level "
+             "1, the top; dashed, dotted: finer levels) against labeled cells at the largest "
+             "batch size, per strategy (mean over seeds, min-max shaded). The truth is rolled "
+             "up to each level and the learner's calls are decoded top-down.")
+        )  # fmt: skip
     for num, stem, draw, caption in specs:
         parts.append(f"<h3>Figure {num}. {_TITLES[num]}</h3>")
         if draw is None:
@@ -211,10 +220,11 @@ def write_report(
     Reads ``results.csv`` (required), ``picks.csv``, ``split.csv`` and ``config.json``
     (optional; what needs a missing file is replaced by a note). The HTML file is
     self-contained: figures are embedded as base64 PNGs and the CSS is inline, so it opens
-    offline. Figures 2-9 are drawn once per model; figure 9 (the stopping rule) only when
-    ``results.csv`` has ``estimated_f1`` and ``stop``. The summary table is also saved as
-    ``outdir/summary.csv``. Every file is written to a temporary name and then renamed, so an
-    interrupted run never leaves a half-written report.
+    offline. Figures 2-10 are drawn once per model; figure 9 (the stopping rule) only when
+    ``results.csv`` has ``estimated_f1`` and ``stop``, and figure 10 and the per-level table
+    (macro-F1 at each level of a cell-type hierarchy) only when it has ``macro_f1_level1``...
+    The summary table is also saved as ``outdir/summary.csv``. Every file is written to a
+    temporary name and then renamed, so an interrupted run never leaves a half-written report.
 
     Parameters
     ----------
@@ -272,6 +282,7 @@ def write_report(
         "ceiling's macro F1 of the same model averaged over seeds, so it does not move "
         "between seeds), averaged over the seeds that reached it.</p>",
         _html.summary(table, target),
+        _html.level_summary(table),
     ]
     if comparison is None and (outdir / _compare.COMPARISON).is_file():
         comparison = outdir
