@@ -1,11 +1,14 @@
 """The map's workbench on a 30,000-cell generated session: colouring by a gene (the server's
-reply, ``GET /api/colour/gene/<gene>``) and labeling a selection of 5,000 cells in one action
-(``POST /api/label-selection``, committed before it replies), each the median of several runs.
+reply, ``GET /api/colour/gene/<gene>``), labeling a selection of 5,000 cells in one action
+(``POST /api/label-selection``, committed before it replies) and the selected cell's dot plot
+(``GET /api/dotplot?cell=<position>``, once a model exists: every cell in a row), each the
+median of several runs.
 
     .venv/bin/python benchmarks/app_map.py [--cells 30000] [--selected 5000] [--runs 7]
 
-Targets: a gene's colouring within 0.5 s, a 5,000-cell label within 1 s. Results go to
-``benchmarks/results/app_map.json``.
+Targets: a gene's colouring within 0.5 s, a 5,000-cell label within 1 s, a dot plot within
+0.5 s. The dot plot is timed for its first request (on a cell not asked before) and for
+repeated requests of other cells. Results go to ``benchmarks/results/app_map.json``.
 """
 
 from __future__ import annotations
@@ -64,6 +67,17 @@ def main() -> None:
                     timed(lambda body=body: client.post("/api/label-selection", json=body))
                 )
                 app.state.trainer.wait()  # a retraining it started: not beside the next run
+            session.ensure_trained()  # a model for the last labels: every cell in a row
+            assert session.trained_model() is not None
+            cells = rng.choice(args.cells, args.runs + 1, replace=False).tolist()
+            dotplot_first = timed(lambda: client.get(f"/api/dotplot?cell={cells[0]}"))
+            dotplot_seconds = [
+                timed(lambda p=p: client.get(f"/api/dotplot?cell={p}")) for p in cells[1:]
+            ]
+            same_cell = [
+                timed(lambda: client.get(f"/api/dotplot?cell={cells[0]}")) for _ in cells[1:]
+            ]
+            plot = client.get(f"/api/dotplot?cell={cells[0]}").json()
         session.close()
     result = {
         "cells": args.cells,
@@ -76,6 +90,14 @@ def main() -> None:
         "bulk_label_seconds": [round(s, 4) for s in label_seconds],
         "bulk_label_median": round(statistics.median(label_seconds), 4),
         "clusters_wait_seconds": round(clusters_wait, 3),
+        "dotplot_grouping": plot["grouping"],
+        "dotplot_groups": len(plot["groups"]),
+        "dotplot_genes": len(plot["genes"]),
+        "dotplot_first_seconds": round(dotplot_first, 4),
+        "dotplot_seconds": [round(s, 4) for s in dotplot_seconds],
+        "dotplot_median": round(statistics.median(dotplot_seconds), 4),
+        "dotplot_same_cell_seconds": [round(s, 4) for s in same_cell],
+        "dotplot_same_cell_median": round(statistics.median(same_cell), 4),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

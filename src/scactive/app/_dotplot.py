@@ -13,11 +13,15 @@ group sums as one product with a sparse indicator matrix (groups x cells).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ..loop import COLD_START_TYPES
 from ._evidence import TOP_GENES
+from ._store import ACTIVE
 
 #: Genes a dot plot shows at most (the markers first, then the neighbourhood's top genes).
 MAX_GENES = 40
@@ -35,6 +39,24 @@ def gene_columns(evidence, position: int) -> tuple[list[int], list[str]]:
     return [j for j, _ in chosen], [s for _, s in chosen]
 
 
+def current_answers(session) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every cell's current answer as three arrays: its map position, label (None: not a
+    label) and kind.
+
+    One query of those three columns of the session file: ``session.labels()`` builds a
+    dict and a data-frame row per answer, 0.13 s a request at 15,000 answers (bulk labels
+    make that many in a few actions), where this takes a few milliseconds.
+    """
+    store = session._store
+    with store._read() as conn:  # the store's own read transaction and lock
+        rows = conn.execute(f"SELECT cell, label, kind FROM answers WHERE {ACTIVE}").fetchall()
+    if not rows:
+        empty = np.array([], dtype=object)
+        return np.array([], dtype=np.int64), empty, empty
+    cells, labels, kinds = (np.array(column, dtype=object) for column in zip(*rows, strict=True))
+    return session.cells.get_indexer(cells), labels, kinds
+
+
 def cell_groups(session) -> tuple[str, list[str], np.ndarray]:
     """What the rows are (``types`` or ``clusters``), their names, and every cell's row
     (-1: in none).
@@ -44,21 +66,19 @@ def cell_groups(session) -> tuple[str, list[str], np.ndarray]:
     of the model's call (when there is a model; a cell answered unsure, doublet or skip in
     none). Else the Leiden clusters of the map (computed first if need be).
     """
-    answers = session.labels()
-    labeled = answers[answers["kind"] == "label"]
-    if labeled["label"].nunique() < COLD_START_TYPES:
+    where, labels, kinds = current_answers(session)
+    is_label = kinds == "label"
+    if len(set(labels[is_label].tolist())) < COLD_START_TYPES:
         clusters = session.map.clusters()
         n = int(clusters.max(initial=-1)) + 1
         return "clusters", [str(k) for k in range(n)], np.asarray(clusters, dtype=np.int64)
-    names = [v["label"] for v in session.status()["vocabulary"]]
-    code = {name: k for k, name in enumerate(names)}
+    names = [v["label"] for v in session._store.vocabulary()]
+    code = pd.Index(names, dtype=object)
     rows = np.full(len(session.cells), -1, dtype=np.int64)
     predictions = session.predictions()
     if len(predictions):
-        rows[:] = [code.get(p, -1) for p in predictions["predicted"].astype(object)]
-    where = session.cells.get_indexer(answers["cell"])
-    pairs = zip(answers["label"], answers["kind"], strict=True)
-    rows[where] = [code.get(label, -1) if kind == "label" else -1 for label, kind in pairs]
+        rows[:] = code.get_indexer(predictions["predicted"].to_numpy(dtype=object))
+    rows[where] = np.where(is_label, code.get_indexer(labels), -1)
     kept = np.flatnonzero(np.bincount(rows[rows >= 0], minlength=len(names)))
     renumber = np.full(len(names) + 1, -1, dtype=np.int64)
     renumber[kept] = np.arange(len(kept))
@@ -89,17 +109,64 @@ def group_statistics(
     return counts.astype(np.int64), mean, fraction
 
 
-def dot_plot(session, position: int) -> dict:
+def answers_version(session) -> tuple[int, float, int]:
+    """What changes whenever a cell's current answer or the vocabulary does: the last
+    answer's id (every answer is a new row), how many answers are undone (an undo changes
+    no id) and the vocabulary's size (it only grows). One read of the session file, so
+    answers given by another process (``scactive teach``) count too."""
+    with session._store._read() as conn:
+        (version,) = conn.execute(
+            "SELECT COALESCE(MAX(id), 0), TOTAL(undone), "
+            "(SELECT COUNT(*) FROM vocabulary) FROM answers"
+        ).fetchall()
+    return version
+
+
+class DotPlots:
+    """The dot plots of one session, keeping the rows (:func:`cell_groups`) while the
+    answers, the vocabulary and the model are those they were computed from.
+
+    Each cell's dot plot differs only in its genes; its rows are every cell's group, which
+    takes reading every current answer and the model's calls (0.2 s at 30,000 cells and
+    20,000 answers on 2 cores), and which changes only with an answer or a new model.
+    """
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self._kept: tuple | None = None  # (version, learner, proba, groups)
+
+    def groups(self) -> tuple[str, list[str], np.ndarray]:
+        """:func:`cell_groups` of the session, computed again only when it may differ."""
+        # taken before the groups: an answer given meanwhile makes the next request recompute
+        version = answers_version(self._session)
+        learner, proba = self._session._model.current()
+        with self._lock:
+            kept = self._kept
+        if kept is not None and kept[0] == version and kept[1] is learner and kept[2] is proba:
+            return kept[3]
+        groups = cell_groups(self._session)
+        with self._lock:
+            self._kept = (version, learner, proba, groups)  # held: the model's identity
+        return groups
+
+    def plot(self, position: int) -> dict:
+        """:func:`dot_plot` of the cell at ``position``, with the kept rows."""
+        return dot_plot(self._session, position, groups=self.groups())
+
+
+def dot_plot(session, position: int, *, groups: tuple | None = None) -> dict:
     """The dot plot around the cell at ``position`` (a map position), JSON-ready:
 
     ``genes`` (symbols) with ``gene_sources`` (``marker`` or ``neighbourhood``), ``grouping``
     (``types`` or ``clusters``), ``groups`` (``name`` and ``n_cells``), ``mean`` and
     ``fraction`` (groups x genes), ``cell`` (its name, ``position``, ``values``: its own log
     expression of each gene, ``group``: its row, None when in none) and ``max_mean``.
+    ``groups``: :func:`cell_groups` of the session, when known (:class:`DotPlots`).
     """
     evidence = session._evidence  # the session's own, with the genes' statistics computed
     columns, sources = gene_columns(evidence, position)
-    grouping, names, rows = cell_groups(session)
+    grouping, names, rows = cell_groups(session) if groups is None else groups
     X = session._data.log.X  # the session's log-normalised matrix (read at columns only)
     counts, mean, fraction = group_statistics(X, columns, rows, len(names))
     own = X[position, columns]

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._dotplot import dot_plot, model_needs
+from ._dotplot import DotPlots, model_needs
 from ._guard import BadRequest
 from ._map_routes import POSITION, json_safe
 from ._store import UnknownCellError
@@ -22,7 +22,9 @@ from ._store import UnknownCellError
 def dotplot_routes(session, *, trainer_state: Callable[[], dict], pending: Callable) -> list:
     """``GET /api/dotplot?cell=<position>`` and ``GET /api/model-needs`` for ``session``;
     ``trainer_state()`` says whether a training runs, ``pending()`` lists the batch's cells
-    still unanswered."""
+    still unanswered. The rows of the plots are kept while the answers and the model stay
+    the same (:class:`~._dotplot.DotPlots`)."""
+    plots = DotPlots(session)
 
     async def dotplot(request: Request) -> Response:
         text = request.query_params.get("cell", "")
@@ -32,7 +34,7 @@ def dotplot_routes(session, *, trainer_state: Callable[[], dict], pending: Calla
         if position >= len(session.cells):  # a 404, as an unknown cell everywhere
             raise UnknownCellError(f"No cell at position {position} of {len(session.cells)}.")
         # the clusters may still be computing, and the columns are read from the matrix
-        return JSONResponse(json_safe(await run_in_threadpool(dot_plot, session, position)))
+        return JSONResponse(json_safe(await run_in_threadpool(plots.plot, position)))
 
     async def needs(request: Request) -> Response:
         training = bool(trainer_state()["training"])
