@@ -50,7 +50,7 @@ class Hierarchy:
             up = parent[label]
             while up is not None:
                 if up in seen:
-                    cycle = " > ".join([*reversed(seen), up])
+                    cycle = " > ".join([up, *reversed(seen[seen.index(up) :])])
                     raise InputError(
                         f"The cell-type hierarchy has a cycle: {cycle}. Each type needs one "
                         "parent above it; fix the parent of one of these types."
@@ -174,6 +174,23 @@ class Hierarchy:
         """The inverse of :meth:`to_dict`."""
         return cls.from_pairs(mapping.items())
 
+    def merged(self, other: Hierarchy, *, mine: str = "one", theirs: str = "other") -> Hierarchy:
+        """This hierarchy with ``other``'s labels added: a type top-level in one may gain a
+        parent from the other, but two different parents are refused (``mine`` and
+        ``theirs`` name the two in the message), and so is a cycle the union makes."""
+        parent = dict(self.parent)
+        for label, up in other.parent.items():
+            known = parent.get(label)
+            if known is not None and up is not None and known != up:
+                raise InputError(
+                    f"The cell-type hierarchies disagree: the {mine} puts {label!r} under "
+                    f"{known!r}, the {theirs} under {up!r}. A type has one parent; make the "
+                    "two agree."
+                )
+            if known is None:
+                parent[label] = up
+        return type(self)(parent)
+
     # -- predictions --------------------------------------------------------------------
     def decode(
         self, proba: np.ndarray, classes: Sequence[str], *, n_levels: int | None = None
@@ -267,9 +284,17 @@ def read_hierarchy(path: str | Path) -> Hierarchy:
             raise InputError(f"Could not read the hierarchy file '{path}': {err}.") from err
         except Exception as err:  # yaml.YAMLError
             raise InputError(f"Could not read the hierarchy file '{path}': {err}.") from err
-        return Hierarchy.from_tree(tree)
+        return _naming(path, Hierarchy.from_tree, tree)
     table = read_small_table(path, columns=("type", "parent"), what="hierarchy file")
-    return Hierarchy.from_pairs(zip(table["type"], table["parent"], strict=True))
+    return _naming(path, Hierarchy.from_pairs, zip(table["type"], table["parent"], strict=True))
+
+
+def _naming(path: Path, build, source) -> Hierarchy:
+    """``build(source)``, its refusals naming the file they come from."""
+    try:
+        return build(source)
+    except InputError as err:
+        raise InputError(f"'{path}': {err}") from err
 
 
 def as_hierarchy(value: Hierarchy | str | Path | Mapping) -> Hierarchy:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .._errors import InputError
 from .._files import atomic_write, check_target
+from .._hierarchy import LEVEL_PREFIX, Hierarchy
 
 #: File names inside the export folder, by what they hold.
 EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.joblib"}
@@ -101,10 +102,15 @@ BULK_KIND = "bulk"
 
 
 def export_table(
-    cells: pd.Index, answers: Iterable[Mapping], predictions: pd.DataFrame
+    cells: pd.Index,
+    answers: Iterable[Mapping],
+    predictions: pd.DataFrame,
+    hierarchy: Hierarchy | None = None,
 ) -> pd.DataFrame:
     """One row per cell (index: cell id) with the :data:`EXPORT_COLUMNS`, from the current
-    answers and the model's calls (``predictions``: predicted, confidence; may be empty)."""
+    answers and the model's calls (``predictions``: predicted, confidence; may be empty),
+    then with a ``hierarchy`` the columns of :func:`level_columns`."""
+    answers = list(answers)
     n = len(cells)
     position = {cell: i for i, cell in enumerate(cells)}
     columns = {c: np.full(n, None, dtype=object) for c in EXPORT_COLUMNS}
@@ -131,7 +137,40 @@ def export_table(
             table[column] = rounds
         else:
             table[column] = pd.Categorical(columns[column])
+    if hierarchy is not None:
+        for column, values in level_columns(hierarchy, cells, answers, predictions).items():
+            table[column] = values
     return table
+
+
+#: The ``obs`` column of a hierarchy's level ``k`` (``scactive_level1``: the top level).
+LEVEL_COLUMN = f"scactive_{LEVEL_PREFIX}{{}}"
+
+
+def level_columns(
+    hierarchy: Hierarchy, cells: pd.Index, answers: Iterable[Mapping], predictions: pd.DataFrame
+) -> dict[str, object]:
+    """``scactive_level<k>`` and ``scactive_level<k>_confidence`` for each level of
+    ``hierarchy``: a labeled cell's label at that level (:meth:`Hierarchy.at_level`, no
+    confidence), else the model's call there (``predictions``' ``level<k>`` and
+    ``level<k>_confidence`` columns, from :meth:`Hierarchy.decode`; none untrained)."""
+    position = {cell: i for i, cell in enumerate(cells)}
+    labeled = [(position[a["cell"]], a["label"]) for a in answers if a["kind"] == "label"]
+    where = np.asarray([i for i, _ in labeled], dtype=np.int64)
+    given = hierarchy.levels([label for _, label in labeled], n_levels=hierarchy.n_levels)
+    out: dict[str, object] = {}
+    for k in range(1, hierarchy.n_levels + 1):
+        level = f"{LEVEL_PREFIX}{k}"
+        values = np.full(len(cells), None, dtype=object)
+        confidence = np.full(len(cells), np.nan, dtype=np.float32)
+        if len(predictions):
+            values[:] = predictions[level].to_numpy(object)
+            confidence[:] = predictions[f"{level}_confidence"].to_numpy(np.float32)
+        values[where] = given[level].to_numpy(object)
+        confidence[where] = np.nan  # the person's label, not a prediction
+        out[LEVEL_COLUMN.format(k)] = pd.Categorical(values)
+        out[f"{LEVEL_COLUMN.format(k)}_confidence"] = confidence
+    return out
 
 
 def write_h5ad(

@@ -21,11 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .._hierarchy import LEVEL_PREFIX
 from .._meta import package_version
 from .._random import derive_seed
 from ..loop import Engine, LabelState
 from ..loop._stopping import StoppingMonitor, StoppingRule
 from ..models import TrainedModel, make_learner
+from ._levels import stored_hierarchy
 from ._prepare import PreparedCells
 from ._store import SessionError, SessionStore
 from ._store import now as _now
@@ -84,6 +86,7 @@ class SessionModel:
         self.trained_round: int | None = None
         # the estimate and the stopping rule of simulate, on the same sample of cells
         self._monitor = StoppingMonitor(len(data.X))
+        self.hierarchy = stored_hierarchy(store)  # the cell-type levels, None: a flat vocabulary
 
     def current(self) -> tuple[object, np.ndarray | None]:
         """The learner and its predictions (None, None untrained)."""
@@ -202,11 +205,24 @@ class SessionModel:
             self.trained_sha, self.trained_round = sha, round_
 
     def predictions(self, cells: pd.Index) -> pd.DataFrame:
-        """The model's call for every cell: cell, predicted, confidence (empty untrained)."""
+        """The model's call for every cell: cell, predicted, confidence (empty untrained).
+
+        With a hierarchy the calls roll up (:meth:`~scactive._hierarchy.Hierarchy.decode`,
+        top-down and consistent): ``predicted`` is the finest level's call and ``confidence``
+        the probability under it, and ``level<k>``, ``level<k>_confidence`` give each level's.
+        """
         learner, proba = self.current()
         if learner is None:
             return pd.DataFrame({"cell": [], "predicted": [], "confidence": []})
         classes = np.asarray(learner.classes_, dtype=object)
+        if self.hierarchy is not None:
+            levels = self.hierarchy.decode(proba, classes)
+            table = {"cell": np.asarray(cells, dtype=object)}
+            table["predicted"], table["confidence"] = levels[-1]
+            for k, (calls, confidence) in enumerate(levels, start=1):
+                table[f"{LEVEL_PREFIX}{k}"] = calls
+                table[f"{LEVEL_PREFIX}{k}_confidence"] = confidence
+            return pd.DataFrame(table)
         return pd.DataFrame(
             {
                 "cell": np.asarray(cells, dtype=object),

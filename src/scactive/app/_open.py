@@ -10,9 +10,11 @@ from pathlib import Path
 import anndata as ad
 
 from .._errors import InputError, unknown_name
+from .._hierarchy import Hierarchy, as_hierarchy
 from ..io import select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, shared_input
 from ._labels import check_markers, seed_labels
+from ._levels import check_hierarchy, store_hierarchy
 from ._prepare import (
     check_same_data,
     compute_umap,
@@ -21,6 +23,7 @@ from ._prepare import (
     prepare_cells,
     source_meta,
 )
+from ._record import recorded_hierarchy
 from ._session import CV_MODEL, Session
 from ._sqlite import SCHEMA_VERSION
 from ._store import SessionStore
@@ -42,6 +45,7 @@ def open_session(
     source: str | Path | None = None,
     read_options: Mapping[str, object] | None = None,
     use_input_umap: bool = True,
+    hierarchy: Hierarchy | str | Path | Mapping | None = None,
 ) -> Session:
     """Open the annotation session stored at ``path`` on ``adata``, creating it if new.
 
@@ -74,6 +78,13 @@ def open_session(
         New sessions: show the UMAP the input carries in ``obsm['X_umap']`` (when it has one
         row per cell), instead of computing one from the PCA; the slowest step of opening a
         large session. The UMAP is kept in the session file either way.
+    hierarchy
+        Cell-type levels (``T cell > CD4 T``): a :class:`~scactive._hierarchy.Hierarchy`,
+        the path of a JSON/YAML tree or a ``type,parent`` table, or a tree ``{type:
+        {subtype: {...}}}``. Its types join the vocabulary; the session file keeps it and
+        later ones add to it (a type given another parent is refused). A new session over an
+        scactive export takes the hierarchy its ``uns['scactive']`` holds too. Predictions
+        and exports then carry one call per level.
     source, read_options
         Where ``adata`` was read from (a path or a bundled name) and how (e.g.
         ``{"transpose": True}``): recorded in the session, so the command line can reopen it
@@ -84,6 +95,8 @@ def open_session(
         if value is not None and value not in PRESETS:
             raise unknown_name(name, value, PRESETS)
     markers = check_markers(markers)
+    hierarchy = None if hierarchy is None else check_hierarchy(as_hierarchy(hierarchy))
+    carried = recorded_hierarchy(adata)  # the tree of the session an export came from
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
     seeds = seed_labels(adata, label_key) if label_key is not None else []
@@ -110,6 +123,14 @@ def open_session(
                 )
             seed = int(meta["seed"])
         seed = 0 if seed is None else int(seed)
+        if carried is not None and "dataset_checksum" not in meta:  # new: takes it on
+            hierarchy = check_hierarchy(
+                carried
+                if hierarchy is None
+                else carried.merged(
+                    hierarchy, mine="hierarchy the export carries", theirs="one given"
+                )
+            )
         model = model or meta.get("model") or DEFAULT_MODEL
         prepared = prepare_cells(data, seed, shared_input(model, cv_model or model))
         umap = store.embedding("umap")
@@ -143,6 +164,8 @@ def open_session(
             store.set_meta(model=model)
         if markers:
             store.add_markers(markers)
+        if hierarchy is not None:
+            store_hierarchy(store, hierarchy)
         if source is not None:
             recorded = source_meta(source, read_options or {}, layer=layer, use_raw=use_raw)
             current = store.meta()

@@ -16,6 +16,7 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 
+from .._hierarchy import Hierarchy
 from .._meta import package_version
 from ._export import RECORD_KEY
 from ._store import SessionStore, now
@@ -72,6 +73,8 @@ ROUND_COLUMNS = {
 VOCABULARY_COLUMNS = {"label": _TEXT, "source": _TEXT, "added_at": _TEXT}
 #: Columns of ``markers``: one row per (type, gene).
 MARKER_COLUMNS = {"type": _TEXT, "gene": _TEXT}
+#: Columns of ``hierarchy``: each type of the cell-type tree and its parent (``""``: top level).
+HIERARCHY_COLUMNS = {"type": _TEXT, "parent": _TEXT}
 
 
 def session_record(store: SessionStore, *, model: str, cv_model: str) -> dict:
@@ -117,6 +120,9 @@ def session_record(store: SessionStore, *, model: str, cv_model: str) -> dict:
         "settings": settings,
         "vocabulary": columns(store.vocabulary(), VOCABULARY_COLUMNS),
         "markers": columns(markers, MARKER_COLUMNS),
+        "hierarchy": columns(
+            [{"type": label, "parent": up} for label, up in store.hierarchy()], HIERARCHY_COLUMNS
+        ),
         "answers": columns(answers, ANSWER_COLUMNS),
         "rounds": columns(rounds, ROUND_COLUMNS),
     }
@@ -169,6 +175,19 @@ def recorded_labels(adata: ad.AnnData) -> dict[str, dict]:
         }
         for i in np.flatnonzero(current)
     }
+
+
+def recorded_hierarchy(adata: ad.AnnData) -> Hierarchy | None:
+    """The cell-type hierarchy of the session ``adata`` was exported from (``uns['scactive']
+    ['hierarchy']``), or None when it carries none."""
+    record = adata.uns.get(RECORD_KEY)
+    table = record.get("hierarchy") if isinstance(record, Mapping) else None
+    if not isinstance(table, Mapping) or not set(HIERARCHY_COLUMNS) <= set(table):
+        return None
+    types, parents = (np.asarray(table[name]).tolist() for name in HIERARCHY_COLUMNS)
+    if not types or len(types) != len(parents):
+        return None
+    return Hierarchy.from_pairs(zip(types, parents, strict=True))
 
 
 def remember_settings(path: str | Path, *, strategy: str, batch_size: int) -> None:

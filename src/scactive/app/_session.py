@@ -36,19 +36,12 @@ from ._export import (
 )
 from ._labels import answer_row, check_answer, listed_problems
 from ._model import SessionModel, Snapshot, round_summary, stopping_summary
-from ._prepare import (
-    PreparedCells,
-    recorded_source,
-)
+from ._prepare import PreparedCells, recorded_source
 from ._record import session_record
 from ._store import SessionError, SessionStore, UnknownCellError
 from ._workbench import MapTools
 
-__all__ = [
-    "COLD_START",
-    "CV_MODEL",
-    "Session",
-]
+__all__ = ["COLD_START", "CV_MODEL", "Session"]
 
 logger = logging.getLogger("scactive")
 
@@ -371,13 +364,15 @@ class Session:
 
     def export_table(self) -> pd.DataFrame:
         """One row per cell (index: cell id) with the ``EXPORT_COLUMNS``."""
-        return export_table(self.cells, self._store.active_answers(), self.predictions())
+        answers = self._store.active_answers()
+        return export_table(self.cells, answers, self.predictions(), self._model.hierarchy)
 
     def status(self) -> dict:
         """Counts and history: n_cells, n_labeled, n_answered, answers_by_kind,
         labels_per_type, round, model, trained_round (None untrained), stale, cv_history
         (each round's estimates, as :func:`~scactive.app._model.round_summary` gives them),
-        estimate (:func:`~scactive.app._model.stopping_summary`) and the vocabulary."""
+        estimate (:func:`~scactive.app._model.stopping_summary`), the vocabulary and the
+        hierarchy (``{type: parent}``, ``""`` at the top level; ``{}`` without one)."""
         snap = self._snapshot()
         rounds = self._store.rounds()
         with self._model.lock:
@@ -395,4 +390,5 @@ class Session:
             "cv_history": [round_summary(r) for r in rounds],
             "estimate": stopping_summary(rounds),
             "vocabulary": self._store.vocabulary(),
+            "hierarchy": self._model.hierarchy.to_dict() if self._model.hierarchy else {},
         }

@@ -12,13 +12,13 @@ from pathlib import Path
 from .._errors import InputError
 
 #: Version of the tables below; a file with a higher one is refused, a lower one migrated.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: ``PRAGMA application_id`` of a session file ("scAc"): tells it from other SQLite files.
 APPLICATION_ID = 0x73634163
 #: What a person can answer about a cell.
 KINDS = ("label", "unsure", "doublet", "skip")
-#: Where a vocabulary entry came from.
-SOURCES = ("seed", "markers", "user")
+#: Where a vocabulary entry came from (``hierarchy``: a type the cell-type tree names).
+SOURCES = ("seed", "markers", "user", "hierarchy")
 #: Seconds a connection waits for another one's write lock before giving up.
 BUSY_TIMEOUT = 30.0
 
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS vocabulary (
     label TEXT PRIMARY KEY,
     added_at TEXT NOT NULL,
-    source TEXT NOT NULL CHECK (source IN ('seed', 'markers', 'user'))
+    source TEXT NOT NULL CHECK (source IN ('seed', 'markers', 'user', 'hierarchy'))
 );
 CREATE TABLE IF NOT EXISTS markers (
     type TEXT NOT NULL,
@@ -82,6 +82,12 @@ CREATE TABLE IF NOT EXISTS rounds (
     estimated_f1 REAL,
     agreement REAL,
     stop INTEGER
+);
+-- the cell-type tree: each type's parent (NULL: a top-level type), in the order given
+CREATE TABLE IF NOT EXISTS hierarchy (
+    label TEXT PRIMARY KEY,
+    parent TEXT,
+    added_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS embeddings (
     name TEXT PRIMARY KEY,
@@ -228,6 +234,7 @@ _ADDED = {
     3: [("answers", "annotator", "TEXT")],  # who answered (NULL: not named)
     # the action an answer belongs to (NULL: a single answer); the actions table is new
     4: [("answers", "action", "INTEGER REFERENCES actions (id)")],
+    5: [],  # the hierarchy table is new, and the vocabulary's source may be 'hierarchy'
 }
 
 
@@ -243,7 +250,26 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
                 if column not in present:  # one already there (a file edited by hand) stays
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    if version < 5:
+        _widen_vocabulary_sources(conn)
     _create_missing(conn)
+
+
+def _widen_vocabulary_sources(conn: sqlite3.Connection) -> None:
+    """Rebuild the vocabulary table under the schema's CHECK of its ``source`` (the labels,
+    their order and their sources kept): SQLite cannot change a CHECK in place."""
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'vocabulary'"
+    ).fetchone()
+    if "'hierarchy'" in sql:
+        return
+    conn.execute("ALTER TABLE vocabulary RENAME TO vocabulary_before_5")
+    _create_missing(conn)
+    conn.execute(
+        "INSERT INTO vocabulary (rowid, label, added_at, source) "
+        "SELECT rowid, label, added_at, source FROM vocabulary_before_5 ORDER BY rowid"
+    )
+    conn.execute("DROP TABLE vocabulary_before_5")
 
 
 def _create_missing(conn: sqlite3.Connection) -> None:

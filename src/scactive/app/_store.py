@@ -28,9 +28,6 @@ import numpy as np
 from .._errors import InputError
 from ._sqlite import connect, database_errors
 
-#: Where a vocabulary entry came from.
-SOURCES = ("seed", "markers", "user")
-
 #: The keys of an answer: its row in ``answers``, and the provenance of its action (if any).
 ANSWER_KEYS = (
     "id", "cell", "label", "kind", "round", "strategy", "origin", "answered_at", "supersedes",
@@ -199,6 +196,11 @@ class SessionStore:
                 "SELECT label, added_at, source FROM vocabulary ORDER BY rowid"
             ).fetchall()
         return [dict(label=r[0], added_at=r[1], source=r[2]) for r in rows]
+
+    def hierarchy(self) -> list[tuple[str, str | None]]:
+        """The cell-type tree: ``(type, parent)`` in the order given (None: top level)."""
+        with self._read() as conn:
+            return conn.execute("SELECT label, parent FROM hierarchy ORDER BY rowid").fetchall()
 
     def add_markers(self, markers: dict[str, list[str]]) -> None:
         """Record marker genes per type and add the types to the vocabulary (source markers)."""

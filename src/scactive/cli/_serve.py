@@ -31,6 +31,7 @@ def annotate(
     session: sessions.SessionFile,
     label_key: sessions.SeedLabels = None,
     markers: sessions.Markers = None,
+    hierarchy: sessions.Levels = None,
     annotator: sessions.Annotator = None,
     learner: sessions.Learner = None,
     seed: sessions.Seed = None,
@@ -86,6 +87,7 @@ def annotate(
             use_raw=use_raw,
             transpose=transpose,
             input_umap=input_umap,
+            hierarchy=hierarchy,
         )
         try:
             web = create_app(

@@ -21,6 +21,16 @@ Markers = Annotated[
     Path | None,
     typer.Option(help="Marker genes: CSV/TSV with columns type,gene, or JSON {type: \\[genes]}."),
 ]
+Levels = Annotated[
+    Path | None,
+    typer.Option(
+        "--hierarchy",
+        help="Cell-type levels (T cell > CD4 T): a JSON/YAML tree {type: {subtype: {}}} or a "
+        "CSV/TSV with columns type,parent (a --markers file with a parent column gives them "
+        "too). Kept in the session; answers may name any level.",
+        show_default=False,
+    ),
+]
 Learner = Annotated[
     str | None,
     typer.Option(
@@ -73,19 +83,25 @@ def open_session_over(
     use_raw: bool = False,
     transpose: bool = False,
     input_umap: bool = True,
+    hierarchy: Path | None = None,
 ):
     """Read ``data`` (default: the path the session recorded) and open the session over it.
+
+    The cell-type levels come from ``hierarchy`` and from a ``parent`` column of the
+    ``markers`` file (:func:`scactive.app._levels.read_levels`).
 
     A new session over an scactive export says so on the terminal (see :func:`export_note`).
     """
     from .. import io
     from ..app import open_session, read_markers
+    from ..app._levels import read_levels
 
     if data is None:
         data, options = recorded_data(session)
         transpose = transpose or bool(options.get("transpose"))
         layer = layer if layer is not None else options.get("layer")
         use_raw = use_raw or bool(options.get("use_raw"))
+    levels = read_levels(hierarchy, markers)  # before the data: a bad file fails at once
     new = not Path(session).expanduser().is_file()
     adata = io.read(data, transpose=transpose)
     opened = open_session(
@@ -100,6 +116,7 @@ def open_session_over(
         source=data,
         read_options={"transpose": transpose},
         use_input_umap=input_umap,
+        hierarchy=levels,
     )
     note = export_note(adata, data, label_key, opened.status()["n_labeled"]) if new else None
     if note:

@@ -323,23 +323,61 @@ function renderProgress() {
   stats.append(table);
 }
 
+// The vocabulary in the order the page shows it: with a hierarchy (state.hierarchy, type ->
+// parent, "" at the top), each type followed by its subtypes, siblings in vocabulary order.
+function vocabularyTree() {
+  const vocab = state ? state.vocabulary : [];
+  const parents = (state && state.hierarchy) || {};
+  const known = new Set(vocab);
+  const children = new Map();
+  for (const label of vocab) {
+    const up = known.has(parents[label]) ? parents[label] : "";
+    if (!children.has(up)) children.set(up, []);
+    children.get(up).push(label);
+  }
+  const out = [];
+  const walk = (up, depth) => {
+    for (const label of children.get(up) || []) {
+      out.push({ label, depth, parent: up, leaf: !children.has(label) });
+      walk(label, depth + 1);
+    }
+  };
+  walk("", 0);
+  return out;
+}
+
 function renderVocabulary() {
   const box = document.getElementById("vocabulary");
   box.replaceChildren();
-  state.vocabulary.forEach((label, i) => {
+  const tree = vocabularyTree();
+  const nested = tree.some((t) => t.depth > 0);
+  box.classList.toggle("tree", nested);
+  const holder = new Map([["", box]]);  // where each type's subtypes go
+  tree.forEach(({ label, depth, parent, leaf }, i) => {
     const button = el("button", (i < 9 ? `${i + 1} ` : "") + label);
+    button.dataset.label = label;
     button.addEventListener("click", () => answerSelected("label", label));
-    box.append(button);
+    if (nested) {
+      button.title = `level ${depth + 1}` + (leaf ? "" : ": answer here when unsure of the subtype");
+    }
+    if (leaf) { holder.get(parent).append(button); return; }
+    // a type with subtypes: a block, its subtypes indented beneath it
+    const node = el("div", "", "vocab-node");
+    const below = el("div", "", "vocab-children");
+    node.append(button, below);
+    holder.get(parent).append(node);
+    holder.set(label, below);
   });
+  const kinds = nested ? box.appendChild(el("div", "", "vocab-kinds")) : box;
   for (const [kind, text] of [["unsure", "u unsure"], ["doublet", "d doublet / low quality"],
     ["skip", "s skip"]]) {
     const button = el("button", text);
     button.addEventListener("click", () => answerSelected(kind));
-    box.append(button);
+    kinds.append(button);
   }
   const add = el("button", "n new type…");
   add.addEventListener("click", newType);
-  box.append(add);
+  kinds.append(add);
 }
 
 async function renderBatch() {
@@ -525,9 +563,9 @@ document.addEventListener("keydown", (event) => {
   if (event.target.tagName === "INPUT" || event.target.tagName === "SELECT") return;
   if (!state) return;
   const key = event.key;
-  if (/^[1-9]$/.test(key) && state.vocabulary[Number(key) - 1] !== undefined) {
-    answerSelected("label", state.vocabulary[Number(key) - 1]);
-  } else if (key === "u") answerSelected("unsure");
+  const keyed = /^[1-9]$/.test(key) ? vocabularyTree()[Number(key) - 1] : undefined;
+  if (keyed !== undefined) answerSelected("label", keyed.label);  // in the order shown
+  else if (key === "u") answerSelected("unsure");
   else if (key === "d") answerSelected("doublet");
   else if (key === "s") answerSelected("skip");
   else if (key === "n") newType();

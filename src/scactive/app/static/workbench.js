@@ -281,7 +281,9 @@ function renderSelection() {
   box.append(el("span", `${selection.positions.length} cells selected (${selection.what})`,
     "selection-count"));
   const menu = el("select"); menu.id = "selection-label";
-  for (const label of (state ? state.vocabulary : [])) menu.append(new Option(label, label));
+  for (const { label, depth } of vocabularyTree()) {  // app.js: subtypes indented
+    menu.append(new Option("\u00a0\u00a0".repeat(depth) + label, label));
+  }
   menu.append(new Option("new type…", ""));
   const go = el("button", "Label them"); go.id = "label-selection";
   go.addEventListener("click", () => labelSelection(menu.value));
