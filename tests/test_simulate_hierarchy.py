@@ -82,7 +82,7 @@ def test_level_f1_decodes_top_down_where_the_argmax_does_not():
     # the argmax is M1, but T (0.3 + 0.3) beats M (0.4): the decoded call is T1
     proba = np.array([[0.4, 0.3, 0.3], [0.0, 0.1, 0.9], [1.0, 0.0, 0.0]])
     truth = np.array(["T1", "T2", "M1"])
-    scores = level_f1(truth, proba, classes, tree)
+    scores = level_f1(truth, proba, classes, hierarchy=tree)
     assert scores == {"macro_f1_level1": 1.0, "macro_f1_level2": 1.0}
     plain = evaluate(truth, proba, classes, all_classes=classes, hierarchy=tree)
     assert plain["macro_f1"] < 1.0 and plain["macro_f1_level2"] == 1.0

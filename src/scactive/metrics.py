@@ -66,14 +66,14 @@ def evaluate(
         "loss": log_loss(y_true, clipped, labels=all_classes),
     }
     if hierarchy is not None:
-        out.update(level_f1(y_true, full, all_classes, hierarchy))
+        out.update(level_f1(y_true, full, all_classes, hierarchy=hierarchy))
     recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     out.update({f"recall:{c}": float(r) for c, r in zip(present, recalls, strict=True)})
     return {k: float(v) for k, v in out.items()}
 
 
 def level_f1(
-    y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, hierarchy: Hierarchy
+    y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray, *, hierarchy: Hierarchy
 ) -> dict[str, float]:
     """Macro-F1 at each level of a cell-type hierarchy: ``macro_f1_level1`` (the top level)
     to ``macro_f1_levelN`` (N: the depth of the deepest of ``classes``).
