@@ -70,7 +70,13 @@ class Engine:
             self._base = base
         positions, labels = state.training_set()
         unlabeled = self._unlabeled(state) if uses_unlabeled(self._base) else None
-        return fit_learner(self._base, self.X[positions], labels, unlabeled=unlabeled)
+        return fit_learner(
+            self._base,
+            self.X[positions],
+            labels,
+            unlabeled=unlabeled,
+            sample_weight=state.training_weights(positions),
+        )
 
     def _unlabeled(self, state: LabelState) -> np.ndarray:
         """The unlabeled cells a semi-supervised learner learns from: all of them, or a

@@ -51,20 +51,29 @@ def unlabeled_limit(learner: Any) -> int | None:
     return getattr(_final(learner), "max_unlabeled", None)
 
 
-def fit_learner(learner: Any, X, y, *, unlabeled=None) -> Any:
+def fit_learner(learner: Any, X, y, *, unlabeled=None, sample_weight=None) -> Any:
     """``learner`` fitted on ``X, y``; a :class:`OneClassLearner` when ``y`` holds one class.
 
     ``unlabeled`` (cells x features, as ``X``) reaches a learner that declares
     ``uses_unlabeled`` as ``fit(..., X_unlabeled=...)``, through a pipeline's steps too.
+    ``sample_weight`` reaches a learner whose ``fit`` (a pipeline's last step's) takes it;
+    the others train on every label alike.
     """
+    from sklearn.utils.validation import has_fit_parameter
+
     classes = np.unique(np.asarray(y))
     if len(classes) == 1:
         return OneClassLearner(classes[0])
-    if unlabeled is None or not uses_unlabeled(learner):
-        learner.fit(X, y)
-    elif hasattr(learner, "steps"):  # the steps before the learner are stateless transforms
-        prefix, (name, _) = learner[:-1], learner.steps[-1]
-        learner.fit(X, y, **{f"{name}__X_unlabeled": prefix.fit(X).transform(unlabeled)})
-    else:
-        learner.fit(X, y, X_unlabeled=unlabeled)
+    pipeline = hasattr(learner, "steps")
+    final = _final(learner)
+    prefix = f"{learner.steps[-1][0]}__" if pipeline else ""
+    keywords = {}
+    if unlabeled is not None and uses_unlabeled(learner):
+        # the steps before the learner are stateless transforms
+        keywords["X_unlabeled"] = (
+            learner[:-1].fit(X).transform(unlabeled) if pipeline else unlabeled
+        )
+    if sample_weight is not None and has_fit_parameter(final, "sample_weight"):
+        keywords["sample_weight"] = sample_weight
+    learner.fit(X, y, **{prefix + k: v for k, v in keywords.items()})
     return learner
