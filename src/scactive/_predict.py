@@ -22,7 +22,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._errors import InputError
-from ._predict_options import MIN_SHARED_GENES, UNKNOWN, UNKNOWN_BELOW, check_predict_options
+from ._predict_options import (
+    MIN_SHARED_GENES,
+    UNKNOWN,
+    UNKNOWN_BELOW,
+    call_labels,
+    check_predict_options,
+)
 from ._random import derive_seed
 from .io import looks_like_counts, select_matrix
 from .models import TrainedModel, load_model
@@ -139,7 +145,7 @@ def predict(
     table = pd.DataFrame(index=adata.obs_names.copy())
     table[PREDICTION] = pd.Categorical(prediction)
     table[CONFIDENCE] = confidence
-    table[CALL] = pd.Categorical(np.where(confidence < unknown_below, UNKNOWN, prediction))
+    table[CALL] = pd.Categorical(call_labels(prediction, confidence, unknown_below))
     if majority_vote:
         if clusters is None:
             clusters = over_cluster(log, resolution=resolution, rng=rng)

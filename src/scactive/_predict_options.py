@@ -41,3 +41,25 @@ def check_predict_options(
             f"{option} gives the clusters of majority voting; add "
             f"{'--majority-vote' if cli else 'majority_vote=True'}, or leave {option} out."
         )
+
+
+def call_labels(
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    unknown_below: float,
+    *,
+    levels: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Each cell's call: its prediction where the confidence reaches ``unknown_below``, else
+    :data:`UNKNOWN`. With ``levels`` (a hierarchy's per-level ``(labels, confidence)``, top
+    level first, as :meth:`~scactive._hierarchy.Hierarchy.decode` gives them) the call is the
+    finest level whose confidence reaches the threshold, so a cell sure to be a T cell but not
+    of which subtype is called ``T cell``."""
+    predicted = np.asarray(predicted, dtype=object)
+    calls = np.where(np.asarray(confidence) >= unknown_below, predicted, UNKNOWN).astype(object)
+    if levels:
+        calls[:] = UNKNOWN
+        for labels, level_confidence in levels:  # coarse to fine: the finest sure one wins
+            sure = np.asarray(level_confidence) >= unknown_below
+            calls[sure] = np.asarray(labels, dtype=object)[sure]
+    return calls

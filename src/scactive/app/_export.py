@@ -20,6 +20,8 @@ import pandas as pd
 from .._errors import InputError
 from .._files import atomic_write, check_target
 from .._hierarchy import LEVEL_PREFIX, Hierarchy
+from .._predict_options import call_labels
+from ._estimate import default_unknown_below
 
 #: File names inside the export folder, by what they hold.
 EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.joblib"}
@@ -91,6 +93,7 @@ EXPORT_COLUMNS = (
     "scactive_answer_kind",
     "scactive_predicted",
     "scactive_confidence",
+    "scactive_call",
     "scactive_round",
     "scactive_strategy",
     "scactive_answered_at",
@@ -106,10 +109,18 @@ def export_table(
     answers: Iterable[Mapping],
     predictions: pd.DataFrame,
     hierarchy: Hierarchy | None = None,
+    *,
+    unknown_below: float | None = None,
 ) -> pd.DataFrame:
     """One row per cell (index: cell id) with the :data:`EXPORT_COLUMNS`, from the current
     answers and the model's calls (``predictions``: predicted, confidence; may be empty),
-    then with a ``hierarchy`` the columns of :func:`level_columns`."""
+    then with a ``hierarchy`` the columns of :func:`level_columns`.
+
+    ``scactive_call`` is each cell's final annotation: the person's label where there is one,
+    else the model's prediction where its confidence reaches ``unknown_below`` (None: the
+    measured default, :func:`~scactive.app._estimate.default_unknown_below`; with a
+    hierarchy, the finest level that does: :func:`~scactive._predict_options.call_labels`),
+    else ``"unknown"``; empty before any training for cells nobody labeled."""
     answers = list(answers)
     n = len(cells)
     position = {cell: i for i, cell in enumerate(cells)}
@@ -129,6 +140,22 @@ def export_table(
     if len(predictions):
         columns["scactive_predicted"][:] = predictions["predicted"].to_numpy()
         confidence[:] = predictions["confidence"].to_numpy()
+        # the raw prediction, and the call: "unknown" below the threshold (with levels, the
+        # finest level sure enough)
+        levels = (
+            [
+                (predictions[f"{LEVEL_PREFIX}{k}"], predictions[f"{LEVEL_PREFIX}{k}_confidence"])
+                for k in range(1, hierarchy.n_levels + 1)
+            ]
+            if hierarchy is not None
+            else None
+        )
+        cut = default_unknown_below() if unknown_below is None else unknown_below
+        columns["scactive_call"][:] = call_labels(
+            columns["scactive_predicted"], confidence, cut, levels=levels
+        )
+    given = np.asarray([v is not None for v in columns[LABEL_COLUMN]], dtype=bool)
+    columns["scactive_call"][given] = columns[LABEL_COLUMN][given]  # a person's label stands
     table = pd.DataFrame(index=pd.Index(cells, name=None))
     for column in EXPORT_COLUMNS:
         if column == "scactive_confidence":

@@ -27,6 +27,7 @@ from .._random import derive_seed
 from ..loop import Engine, LabelState
 from ..loop._stopping import StoppingMonitor, StoppingRule
 from ..models import TrainedModel, make_learner
+from ._estimate import estimate_range
 from ._levels import stored_hierarchy
 from ._prepare import PreparedCells
 from ._store import SessionError, SessionStore
@@ -184,16 +185,27 @@ class SessionModel:
         # a round's verdict reads the recorded agreements: it holds across reopening
         monitor.agreements = [_number(r.get("agreement")) for r in self._store.rounds()]
         monitor.stopped = False  # a person may find a new type: the verdict is the current one
-        # the vocabulary's types without labels count as missed, as simulate's unfound types do
-        types = {v["label"] for v in self._store.vocabulary()} | set(learner.classes_)
+        n_types = self.n_task_types(self._store.vocabulary(), learner.classes_)
         watched = monitor.update(
-            proba[sample], learner.classes_, snap.state.labeled[sample], n_types=len(types)
+            proba[sample], learner.classes_, snap.state.labeled[sample], n_types=n_types
         )
         return {
             "estimated_f1": _number(watched["estimated_f1"]),  # NULL in the store, not NaN
             "agreement": _number(watched["agreement"]),
             "stop": int(watched["stop"]),
         }
+
+    def n_task_types(self, vocabulary: list[dict], classes=None) -> int:
+        """The types the estimate averages over: the learner's (``classes``, default the
+        current learner's) and the vocabulary's without labels, which count as missed as
+        simulate's unfound types do; with a hierarchy a parent type (one with subtypes) counts
+        only when it was answered, since its cells are the subtypes'."""
+        if classes is None:
+            learner, _ = self.current()
+            classes = [] if learner is None else learner.classes_
+        h = self.hierarchy
+        vocab = {v["label"] for v in vocabulary if h is None or not h.children(v["label"])}
+        return len(vocab | set(classes))
 
     def _fit(self, snap: Snapshot, learner_seed: int):
         learner = self._engine.fit(snap.state, learner_seed)
@@ -265,15 +277,22 @@ def round_summary(row: dict) -> dict:
     return out
 
 
-def stopping_summary(rounds: list[dict], rule: StoppingRule | None = None) -> dict:
+def stopping_summary(
+    rounds: list[dict], rule: StoppingRule | None = None, *, n_types: int | None = None
+) -> dict:
     """The latest round's estimate and the stopping rule's reading of the recorded rounds:
-    ``estimated_f1`` (None: not enough labels to estimate), ``n_types`` (the types it
-    averages over), ``agreement``, ``stable_rounds``, ``window``, ``kappa`` and ``stop``."""
+    ``estimated_f1`` (None: not enough labels to estimate), its range ``low``..``high``
+    (:func:`~scactive.app._estimate.estimate_range` at the round's labels per type of the
+    task's ``n_types``, the vocabulary's; default the learner's), ``labels_per_type``,
+    ``band_model``, ``n_types`` (the learner's types), ``agreement``, ``stable_rounds``,
+    ``window``, ``kappa`` and ``stop``."""
     rule = rule or StoppingRule()
     last = round_summary(rounds[-1]) if rounds else {}
     agreements = [_number(r.get("agreement")) for r in rounds]
+    task_types = max(n_types or 0, last.get("n_types") or 0)
     return {
         "estimated_f1": last.get("estimated_f1"),
+        **estimate_range(last.get("estimated_f1"), last.get("n_labeled"), task_types),
         "n_types": last.get("n_types"),
         "agreement": last.get("agreement"),
         "stable_rounds": rule.stable_rounds(agreements),

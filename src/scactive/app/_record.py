@@ -77,8 +77,11 @@ MARKER_COLUMNS = {"type": _TEXT, "gene": _TEXT}
 HIERARCHY_COLUMNS = {"type": _TEXT, "parent": _TEXT}
 
 
-def session_record(store: SessionStore, *, model: str, cv_model: str) -> dict:
-    """The record of the session in ``store`` (``model``, ``cv_model``: its learners), as
+def session_record(
+    store: SessionStore, *, model: str, cv_model: str, unknown_below: float | None = None
+) -> dict:
+    """The record of the session in ``store`` (``model``, ``cv_model``: its learners;
+    ``unknown_below``: the threshold of the export's ``scactive_call``), as
     :func:`~scactive.app._export.write_h5ad` writes it into ``uns['scactive']``."""
     meta = store.meta()
     rounds = store.rounds()
@@ -109,6 +112,7 @@ def session_record(store: SessionStore, *, model: str, cv_model: str) -> dict:
         "batch_size": int(meta.get("batch_size", -1)),
         "seed": int(meta.get("seed", -1)),
         "label_key": meta.get("label_key", ""),
+        "unknown_below": float("nan") if unknown_below is None else float(unknown_below),
         "round": store.current_round(),
         "n_cells": int(meta.get("n_cells", -1)),
         "dataset_checksum": meta.get("dataset_checksum", ""),

@@ -25,6 +25,7 @@ from .._errors import InputError
 from ..loop import Engine, StoreOracle
 from ..models import TrainedModel, make_learner, save_model
 from ..strategies import ColdStart, cold_start, get_strategy
+from ._estimate import default_unknown_below
 from ._evidence import Evidence
 from ._export import (
     check_export_targets,
@@ -75,6 +76,7 @@ class Session:
         self._data = prepared
         self._umap = umap
         self.seed = seed
+        self.unknown_below = default_unknown_below()  # below it exports call "unknown"
         self.cells = pd.Index(prepared.log.obs_names)
         self._position = {cell: i for i, cell in enumerate(self.cells)}
         self._oracle = StoreOracle(store.active_answers, self.cells)
@@ -356,7 +358,8 @@ class Session:
                 )
             written["model"] = save_model(model, path_model)
         if path_h5ad is not None:
-            record = session_record(self._store, model=self.model, cv_model=self.cv_model)
+            kept = dict(model=self.model, cv_model=self.cv_model, unknown_below=self.unknown_below)
+            record = session_record(self._store, **kept)
             written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, record)
         if path_csv is not None:
             written["csv"] = write_csv(path_csv, table)
@@ -364,8 +367,9 @@ class Session:
 
     def export_table(self) -> pd.DataFrame:
         """One row per cell (index: cell id) with the ``EXPORT_COLUMNS``."""
-        answers = self._store.active_answers()
-        return export_table(self.cells, answers, self.predictions(), self._model.hierarchy)
+        answers, levels = self._store.active_answers(), self._model.hierarchy
+        cut = self.unknown_below
+        return export_table(self.cells, answers, self.predictions(), levels, unknown_below=cut)
 
     def status(self) -> dict:
         """Counts and history: n_cells, n_labeled, n_answered, answers_by_kind,
@@ -375,6 +379,7 @@ class Session:
         hierarchy (``{type: parent}``, ``""`` at the top level; ``{}`` without one)."""
         snap = self._snapshot()
         rounds = self._store.rounds()
+        vocabulary = self._store.vocabulary()
         with self._model.lock:
             trained_sha, trained_round = self._model.trained_sha, self._model.trained_round
         return {
@@ -388,7 +393,7 @@ class Session:
             "trained_round": trained_round,
             "stale": trained_sha != snap.sha,
             "cv_history": [round_summary(r) for r in rounds],
-            "estimate": stopping_summary(rounds),
-            "vocabulary": self._store.vocabulary(),
+            "estimate": stopping_summary(rounds, n_types=self._model.n_task_types(vocabulary)),
+            "vocabulary": vocabulary,
             "hierarchy": self._model.hierarchy.to_dict() if self._model.hierarchy else {},
         }

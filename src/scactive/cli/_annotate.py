@@ -31,8 +31,10 @@ from ._session_args import (
     Seed,
     SeedLabels,
     SessionFile,
+    UnknownBelow,
     open_session_over,
     recorded_data,
+    set_unknown_below,
 )
 
 
@@ -194,6 +196,7 @@ def export_session(
         Path | None, typer.Option(help="Also write the trained model (joblib).")
     ] = None,
     learner: Learner = None,
+    unknown_below: UnknownBelow = None,
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
@@ -213,6 +216,7 @@ def export_session(
         with open_session_over(
             data, session, learner=learner, layer=layer, use_raw=use_raw, transpose=transpose
         ) as s:
+            set_unknown_below(s, unknown_below)
             s.ensure_trained()  # predictions for the current labels (when two types are)
             written = s.export(out, csv, model)
             status = s.status()

@@ -33,6 +33,7 @@ def annotate(
     markers: sessions.Markers = None,
     hierarchy: sessions.Levels = None,
     annotator: sessions.Annotator = None,
+    unknown_below: sessions.UnknownBelow = None,
     learner: sessions.Learner = None,
     seed: sessions.Seed = None,
     input_umap: sessions.InputUmap = True,
@@ -90,6 +91,7 @@ def annotate(
             hierarchy=hierarchy,
         )
         try:
+            sessions.set_unknown_below(s, unknown_below)
             web = create_app(
                 s,
                 token=token,

@@ -60,6 +60,14 @@ Annotator = Annotated[
         show_default=False,
     ),
 ]
+UnknownBelow = Annotated[
+    float | None,
+    typer.Option(
+        help="Confidence below which a cell's call (scactive_call in exports) is 'unknown'. "
+        "Default: the threshold measured in simulated sessions (docs/annotate.md).",
+        show_default=False,
+    ),
+]
 OptionalData = Annotated[
     str | None,
     typer.Argument(
@@ -69,6 +77,15 @@ OptionalData = Annotated[
         show_default=False,
     ),
 ]
+
+
+def set_unknown_below(session, value: float | None) -> None:
+    """Give ``session`` the ``--unknown-below`` threshold (kept: its default)."""
+    from .._predict_options import check_predict_options
+
+    if value is not None:
+        check_predict_options(unknown_below=value, min_shared_genes=1.0, cli=True)
+        session.unknown_below = float(value)
 
 
 def open_session_over(
