@@ -11,6 +11,8 @@ deviation over seeds).
         dropseq,celseq2 --models mlp2,mlp2-hvg,logreg-ovr,knn-transfer --whole-pool-seeds 5
     .venv/bin/python benchmarks/learners.py --datasets ... --models mlp2,mlp2+ovr,mlp2/ovr \
         --sizes all --seeds 5 --whole-pool-seeds 5   # the blends of docs/learners.md
+    .venv/bin/python benchmarks/learners.py --datasets kang,pbmc3k --models mlp2,mlp2-20-epochs,\
+        mlp2-unweighted,mlp2x5,logreg-ovr --sizes all --seeds 5 --whole-pool-seeds 5
 """
 
 from __future__ import annotations
@@ -58,6 +60,31 @@ DATASETS = {
 }
 # Not a preset: the default learner's network and training on the 2,000 scaled HVGs, no PCA.
 HVG_MLP = "mlp2-hvg"
+# Not presets: the default learner with one setting changed (docs/learners.md, the whole pool).
+VARIANTS = {
+    "mlp2-20-epochs": dict(max_batch_size=None),  # 20 full epochs at any size, not 300 steps
+    "mlp2-unweighted": dict(class_weight=None),
+}
+ENSEMBLE, ENSEMBLE_SIZE = "mlp2x5", 5
+
+
+class SeedEnsemble:
+    """Not a preset: ``mlp2`` trained from ``ENSEMBLE_SIZE`` seeds, probabilities averaged."""
+
+    def __init__(self, features, seed: int) -> None:
+        self.features, self.seed = features, seed
+
+    def fit(self, X, y):
+        self.members_ = [
+            make_learner("mlp2", self.features, rng=1000 * k + self.seed).fit(X, y)
+            for k in range(ENSEMBLE_SIZE)
+        ]
+        self.classes_ = self.members_[0].classes_
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        proba = np.mean([member.predict_proba(X) for member in self.members_], axis=0)
+        return self.classes_[proba.argmax(1)]
 
 
 class Blend:
@@ -105,9 +132,14 @@ class Blend:
 
 
 def build(model: str, data: SeedData, seed: int):
-    """The learner named ``model``: a preset, ``mlp2-hvg``, ``mlp2+ovr`` or ``mlp2/ovr``."""
+    """The learner named ``model``: a preset, ``mlp2-hvg``, ``mlp2+ovr``, ``mlp2/ovr``,
+    ``mlp2x5`` or one of ``VARIANTS``."""
     if model == HVG_MLP:
         return MLPClassifier(**PRESETS["mlp2"].params, random_state=seed)
+    if model in VARIANTS:
+        return make_learner("mlp2", data.features, rng=seed, **VARIANTS[model])
+    if model == ENSEMBLE:
+        return SeedEnsemble(data.features, seed)
     if model in ("mlp2+ovr", "mlp2/ovr"):
         return Blend(data.features, seed, choose=model == "mlp2/ovr")
     return make_learner(model, data.features, rng=seed)
