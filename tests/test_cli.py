@@ -166,6 +166,27 @@ def test_help_lists_every_registered_strategy_and_learner(monkeypatch):
     assert f"[default: {','.join(DEFAULT_STRATEGIES)}]" in text
 
 
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_no_help_text_loses_brackets_to_rich_markup():
+    """Help is printed through rich, which reads ``[word ...]`` as a style tag and drops it;
+    a bracket meant as text must be escaped (``\\[``)."""
+    import typer
+    from rich.text import Text
+
+    for path, command in _commands(typer.main.get_command(app)):
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            assert Text.from_markup(text).plain == text.replace("\\[", "["), (path, param.name)
+    text = _help("simulate")
+    assert "[default: 500, the paper's;" in text
+    assert "synthetic:CELLS[xGENES]" in text and "[default: the bundled demo" in text
+
+
 def test_compare_help_lists_every_method():
     from scactive.comparison import methods
     from scactive.comparison._tools import TOOLS

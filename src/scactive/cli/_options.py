@@ -160,7 +160,7 @@ class DataChoices:
     min_genes: Annotated[
         int | None,
         typer.Option(
-            help="Drop cells with fewer detected genes [default: 500, the paper's; refused when "
+            help="Drop cells with fewer detected genes \\[default: 500, the paper's; refused when "
             "it would remove a whole cell type or most cells, unless given]",
             show_default=False,
         ),

@@ -28,7 +28,7 @@ def simulate(
         str | None,
         typer.Argument(
             help="h5ad, 10x .h5 or mtx folder, csv/tsv, loom, or a dataset name "
-            "(synthetic:CELLS[xGENES] generates one) [default: the bundled demo, "
+            "(synthetic:CELLS\\[xGENES] generates one) \\[default: the bundled demo, "
             "pbmc68k_reduced]",
             show_default=False,
         ),
