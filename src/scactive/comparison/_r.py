@@ -25,7 +25,6 @@ DEBIAN_PACKAGES = {
 }
 
 
-
 def _rscript() -> str | None:
     """The Rscript executable: ``$SCACTIVE_RSCRIPT`` or ``Rscript`` on PATH, if it exists."""
     return shutil.which(os.environ.get(RSCRIPT_ENV) or "Rscript")

@@ -27,9 +27,7 @@ _KIND_MARKERS = {"learner": "o", "baseline": "s", "tool": "D"}
 def method_palette(methods) -> dict[str, str]:
     """A fixed colour per method name (learners first in the table order)."""
     names = list(dict.fromkeys(str(m) for m in methods))
-    colors = [colormaps["tab10"](i) for i in range(10)] + [
-        colormaps["Dark2"](i) for i in range(8)
-    ]
+    colors = [colormaps["tab10"](i) for i in range(10)] + [colormaps["Dark2"](i) for i in range(8)]
     return {name: to_hex(colors[i % len(colors)]) for i, name in enumerate(names)}
 
 
