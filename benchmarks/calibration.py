@@ -119,6 +119,13 @@ def band_bin(labels_per_type: np.ndarray) -> np.ndarray:
     return np.digitize(labels_per_type, BAND_EDGES) - 1
 
 
+def band_names() -> list[str]:
+    """The bins of :func:`band_bin` as text: ``0-3`` ... ``>=20``."""
+    edges = [*BAND_EDGES, np.inf]
+    pairs = zip(edges, edges[1:], strict=False)
+    return [f"{a}-{b}" if np.isfinite(b) else f">={a}" for a, b in pairs]
+
+
 def band(rows: pd.DataFrame) -> pd.DataFrame:
     """10% / 90% quantiles of truth minus estimate per labels-per-type bin."""
     rows = rows.dropna(subset=["estimated_f1"])
@@ -135,6 +142,20 @@ def coverage(rows: pd.DataFrame, fitted: pd.DataFrame) -> float:
     low, high = fitted["low"].reindex(b).to_numpy(), fitted["high"].reindex(b).to_numpy()
     error = (rows["true_f1"] - rows["estimated_f1"]).to_numpy()
     return float(np.mean((error >= low) & (error <= high)))
+
+
+def corrected_error(rows: pd.DataFrame, fitted_on: pd.DataFrame) -> float:
+    """Mean absolute error on ``rows`` of the estimate plus ``fitted_on``'s median error
+    (truth - estimate) of the same labels-per-type bin: a fixed bias correction."""
+    fitted_on = fitted_on.dropna(subset=["estimated_f1"])
+    error = fitted_on["true_f1"] - fitted_on["estimated_f1"]
+    shift = error.groupby(band_bin(fitted_on["labels_per_type"].to_numpy())).median()
+    rows = rows.dropna(subset=["estimated_f1"])
+    shifted = (
+        rows["estimated_f1"].to_numpy()
+        + shift.reindex(band_bin(rows["labels_per_type"].to_numpy())).to_numpy()
+    )
+    return float(np.nanmean(np.abs(rows["true_f1"].to_numpy() - shifted)))
 
 
 def threshold(bins: pd.DataFrame) -> tuple[float, dict]:
@@ -155,9 +176,7 @@ def threshold(bins: pd.DataFrame) -> tuple[float, dict]:
 
 
 def report(rows: pd.DataFrame, bins: pd.DataFrame, write_band: bool) -> None:
-    edges = [*BAND_EDGES, np.inf]
-    pairs = zip(edges, edges[1:], strict=False)
-    names = [f"{a}-{b}" if np.isfinite(b) else f">={a}" for a, b in pairs]
+    names = band_names()
     print("\n## Estimate against truth (unlabeled pool cells), by labels per type\n")
     print("| data | strategy | labels/type | rounds | bias (est-truth) | mean abs. error |")
     print("|---|---|---|---|---|---|")
@@ -180,6 +199,13 @@ def report(rows: pd.DataFrame, bins: pd.DataFrame, write_band: bool) -> None:
         held_out = coverage(rows[rows["data"] == name], band(rows[rows["data"] != name]))
         print(f"- fitted without {name}, on {name}: {held_out:.2f}")
     print(f"- pooled band on both (in-sample): {coverage(rows, pooled):.2f}")
+    print("\nMean absolute error with the median bias of one dataset's bins subtracted:")
+    for name in rows["data"].unique():
+        here, other = rows[rows["data"] == name], rows[rows["data"] != name]
+        raw = (here["true_f1"] - here["estimated_f1"]).abs().mean()
+        own, others = corrected_error(here, here), corrected_error(here, other)
+        print(f"- on {name}: raw {raw:.3f}, less its own bias {own:.3f}, "
+              f"less the other's {others:.3f}")  # fmt: skip
     default, found = threshold(bins)
     print("\n## Calls by confidence (pooled over strategies, seeds and rounds)\n")
     table = bins.groupby(["data", "low"])[["n", "right"]].sum().reset_index()

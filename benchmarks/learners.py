@@ -3,7 +3,8 @@
 For each dataset: a stratified 80/20 split (as in ``scactive simulate``), features fitted on the
 pool, then each learner trained on random labeled subsets of the pool (and on the whole pool)
 and scored on the validation cells. Prints a markdown table of macro-F1 (mean and standard
-deviation over seeds).
+deviation over seeds); with the whole pool (``all``) in ``--sizes``, also writes every wrong
+whole-pool call (truth, call, cells) to ``<out>_errors.csv`` and prints the most common.
 
     .venv/bin/python benchmarks/learners.py            # pbmc3k and Kang PBMC, 5 seeds
     .venv/bin/python benchmarks/learners.py --seeds 2 --sizes 20,100
@@ -13,6 +14,9 @@ deviation over seeds).
         --sizes all --seeds 5 --whole-pool-seeds 5   # the blends of docs/learners.md
     .venv/bin/python benchmarks/learners.py --datasets kang,pbmc3k --models mlp2,mlp2-20-epochs,\
         mlp2-unweighted,mlp2x5,logreg-ovr --sizes all --seeds 5 --whole-pool-seeds 5
+    .venv/bin/python benchmarks/learners.py --datasets kang,pbmc3k --models mlp2,\
+        mlp2-tuned-pca-3,mlp2-tuned-pca-10,mlp2-tuned-pca-30,logreg-ovr --sizes 20,50,200,all \
+        --seeds 5 --whole-pool-seeds 5 --out benchmarks/results/learners_tuned_pca.csv
 """
 
 from __future__ import annotations
@@ -66,6 +70,67 @@ VARIANTS = {
     "mlp2-unweighted": dict(class_weight=None),
 }
 ENSEMBLE, ENSEMBLE_SIZE = "mlp2x5", 5
+# Not presets: mlp2 reading the scaled HVGs through its PCA projection made trainable, pulled
+# back to the PCA by alpha / (labeled cells) x ||W - W_pca||^2 (the pull fades as labels grow).
+TUNED_PCA = {"mlp2-tuned-pca-3": 3.0, "mlp2-tuned-pca-10": 10.0, "mlp2-tuned-pca-30": 30.0}
+
+
+class TunedProjection:
+    """Not a preset: ``mlp2`` whose first layer, the pool's PCA, also learns (see ``TUNED_PCA``).
+
+    The rest is ``mlp2``'s: its network, schedule, optimiser and class weights; the projection
+    has no weight decay, only the pull to where it started.
+    """
+
+    def __init__(self, features, seed: int, alpha: float) -> None:
+        self.base = make_learner("mlp2", features, rng=seed)
+        self.seed, self.alpha = seed, alpha
+
+    def fit(self, X, y):
+        import torch
+        from sklearn.utils.class_weight import compute_class_weight
+
+        from scactive.models._classifier import _loss
+        from scactive.models._network import MLP
+
+        base, X = self.base, np.asarray(X, dtype=np.float32)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        torch.manual_seed(self.seed)
+        net = MLP(X.shape[1], len(self.classes_), tuple(base.hidden), base.dropout,
+                  base.layer_norm, base.projection, base.projection_offset)  # fmt: skip
+        net.project.requires_grad_(True)
+        start = net.project.weight.detach().clone()
+        rest = [p for name, p in net.named_parameters() if not name.startswith("project")]
+        groups = [{"params": rest, "weight_decay": base.weight_decay},
+                  {"params": list(net.project.parameters()), "weight_decay": 0.0}]  # fmt: skip
+        optimiser = torch.optim.AdamW(groups, lr=base.lr)
+        weight = compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=codes)
+        loss_fn = _loss(torch.as_tensor(weight, dtype=torch.float32), None, codes)
+        n = len(codes)
+        batch, n_steps = base._schedule(n)
+        X_t, y_t = torch.from_numpy(X), torch.from_numpy(codes.astype(np.int64))
+        generator, step = torch.Generator().manual_seed(self.seed), 0
+        net.train()
+        while step < n_steps:
+            order = torch.randperm(n, generator=generator)
+            for first in range(0, n, batch):
+                idx = order[first : first + batch]
+                optimiser.zero_grad(set_to_none=True)
+                pull = self.alpha / n * ((net.project.weight - start) ** 2).sum()
+                (loss_fn(net(X_t[idx]), y_t[idx], idx) + pull).backward()
+                optimiser.step()
+                step += 1
+                if step >= n_steps:
+                    break
+        self.network_ = net.eval()
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            logits = self.network_(torch.from_numpy(np.asarray(X, dtype=np.float32)))
+        return self.classes_[logits.argmax(1).numpy()]
 
 
 class SeedEnsemble:
@@ -133,13 +198,15 @@ class Blend:
 
 def build(model: str, data: SeedData, seed: int):
     """The learner named ``model``: a preset, ``mlp2-hvg``, ``mlp2+ovr``, ``mlp2/ovr``,
-    ``mlp2x5`` or one of ``VARIANTS``."""
+    ``mlp2x5``, one of ``VARIANTS`` or of ``TUNED_PCA``."""
     if model == HVG_MLP:
         return MLPClassifier(**PRESETS["mlp2"].params, random_state=seed)
     if model in VARIANTS:
         return make_learner("mlp2", data.features, rng=seed, **VARIANTS[model])
     if model == ENSEMBLE:
         return SeedEnsemble(data.features, seed)
+    if model in TUNED_PCA:
+        return TunedProjection(data.features, seed, TUNED_PCA[model])
     if model in ("mlp2+ovr", "mlp2/ovr"):
         return Blend(data.features, seed, choose=model == "mlp2/ovr")
     return make_learner(model, data.features, rng=seed)
@@ -157,7 +224,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learners.csv"))
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
-    rows = []
+    rows, mistakes = [], []
     for name in args.datasets.split(","):
         path, key, options = DATASETS[name]
         prepared = prepare(scactive.read(path), key, options)
@@ -194,6 +261,12 @@ def main() -> None:
                         }
                     )
                     print(rows[-1], flush=True)
+                    if size == "all":
+                        wrong = predicted != data.y_val
+                        mistakes += [{"dataset": name, "model": model, "seed": seed,
+                                      "truth": t, "called": c}
+                                     for t, c in zip(data.y_val[wrong], predicted[wrong],
+                                                     strict=True)]  # fmt: skip
     table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
@@ -201,6 +274,17 @@ def main() -> None:
         lambda v: f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
     )
     print(summary.unstack("n_labeled").to_string())
+    if mistakes:  # the whole pool's wrong calls, truth -> call, summed over seeds
+        errors = pd.DataFrame(mistakes).groupby(["dataset", "model", "truth", "called"]).size()
+        errors = errors.rename("cells").reset_index()
+        errors.to_csv(args.out.with_name(f"{args.out.stem}_errors.csv"), index=False)
+        print("\nWhole pool, wrong calls summed over seeds (the five most common):")
+        for (name, model), part in errors.groupby(["dataset", "model"], sort=False):
+            top = part.nlargest(5, "cells")
+            calls = ", ".join(
+                f"{t} -> {c} {n}" for t, c, n in top[["truth", "called", "cells"]].values
+            )
+            print(f"- {name} {model} ({part['cells'].sum()} cells): {calls}")
 
 
 if __name__ == "__main__":
