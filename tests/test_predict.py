@@ -225,8 +225,9 @@ def test_bad_options_are_refused_by_name(model, new, options, message):
 
 def test_a_file_that_is_not_a_model_is_refused(new, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(InputError, match="not a scactive model file"):
+    with pytest.raises(InputError, match="not a scactive model file") as refused:
         scactive.predict(new, tmp_path / "notes.txt")
+    assert "scactive export --model model.joblib" in str(refused.value)  # the way to get one
     with pytest.raises(InputError, match="not found"):
         scactive.predict(new, tmp_path / "absent.joblib")
     with pytest.raises(InputError, match="expected a TrainedModel"):

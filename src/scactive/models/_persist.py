@@ -82,4 +82,8 @@ def load_model(path: str | Path) -> TrainedModel:
         ImportError,
         pickle.UnpicklingError,
     ) as err:
-        raise InputError(f"'{path}' is not a scactive model file ({err}).") from err
+        raise InputError(
+            f"'{path}' is not a scactive model file (reading it failed: "
+            f"{type(err).__name__}: {err}). A session's model is written by "
+            "`scactive export --model model.joblib`, or in Python by scactive.models.save_model."
+        ) from err
