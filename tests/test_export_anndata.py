@@ -170,6 +170,22 @@ def test_a_new_session_from_the_export_has_exactly_its_labels(exported, tmp_path
     assert history["answered_at"].to_dict() == current["answered_at"].to_dict()
 
 
+def test_a_new_session_from_the_export_keeps_its_vocabulary_and_markers(exported, tmp_path):
+    out = ad.read_h5ad(exported["h5ad"])
+    given = {"type1": ["G21"], "typeNew": ["G30"]}
+    with open_session(
+        out, tmp_path / "again.scactive", label_key="scactive_label", markers=given
+    ) as session:
+        vocabulary = session.status()["vocabulary"]
+        markers = session._store.markers()
+    before = [(v["label"], v["source"]) for v in exported["vocabulary"]]
+    # every type of the exported session, the ones no cell holds ("Mistake", "First try")
+    # included, in its order and with its sources; then the new type of the given markers
+    assert ("Mistake", "user") in before and ("First try", "user") in before
+    assert [(v["label"], v["source"]) for v in vocabulary] == [*before, ("typeNew", "markers")]
+    assert markers == {"type0": ["G0", "G1"], "type1": ["G20", "G21"], "typeNew": ["G30"]}
+
+
 def test_unknown_and_empty_labels_do_not_count(exported, tmp_path):
     out = ad.read_h5ad(exported["h5ad"])
     cells = exported["cells"]

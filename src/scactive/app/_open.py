@@ -23,7 +23,7 @@ from ._prepare import (
     prepare_cells,
     source_meta,
 )
-from ._record import recorded_hierarchy
+from ._record import recorded_hierarchy, recorded_markers, recorded_vocabulary
 from ._session import CV_MODEL, Session
 from ._sqlite import SCHEMA_VERSION
 from ._store import SessionStore
@@ -96,7 +96,9 @@ def open_session(
             raise unknown_name(name, value, PRESETS)
     markers = check_markers(markers)
     hierarchy = None if hierarchy is None else check_hierarchy(as_hierarchy(hierarchy))
-    carried = recorded_hierarchy(adata)  # the tree of the session an export came from
+    # what the session an export came from had: its tree, vocabulary and markers
+    carried = recorded_hierarchy(adata)
+    carried_vocabulary, carried_markers = recorded_vocabulary(adata), recorded_markers(adata)
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
     seeds = seed_labels(adata, label_key) if label_key is not None else []
@@ -123,13 +125,21 @@ def open_session(
                 )
             seed = int(meta["seed"])
         seed = 0 if seed is None else int(seed)
-        if carried is not None and "dataset_checksum" not in meta:  # new: takes it on
+        new = "dataset_checksum" not in meta  # a new session takes on what an export carries
+        if new and carried is not None:
             hierarchy = check_hierarchy(
                 carried
                 if hierarchy is None
                 else carried.merged(
                     hierarchy, mine="hierarchy the export carries", theirs="one given"
                 )
+            )
+        if new and carried_markers:
+            markers = check_markers(
+                {
+                    t: [*carried_markers.get(t, []), *markers.get(t, [])]
+                    for t in {**carried_markers, **markers}
+                }  # fmt: skip
             )
         model = model or meta.get("model") or DEFAULT_MODEL
         prepared = prepare_cells(data, seed, shared_input(model, cv_model or model))
@@ -153,7 +163,10 @@ def open_session(
                 ),
                 embeddings={"umap": umap},
                 seeds=seeds,
-                vocabulary=[(label, "seed") for label in dict.fromkeys(s[1] for s in seeds)],
+                vocabulary=[
+                    *(carried_vocabulary if new else []),
+                    *((label, "seed") for label in dict.fromkeys(s[1] for s in seeds)),
+                ],
             )
             if not created:  # another process created it meanwhile
                 check_same_data(store.meta(), checksum, data.n_obs, store.path)

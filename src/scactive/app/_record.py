@@ -181,17 +181,43 @@ def recorded_labels(adata: ad.AnnData) -> dict[str, dict]:
     }
 
 
+def _recorded_rows(adata: ad.AnnData, name: str, spec: Mapping[str, str]) -> list[tuple]:
+    """The rows of the record's table ``name`` (the columns of ``spec``, as text), none when
+    ``adata`` carries no such table or it is malformed."""
+    record = adata.uns.get(RECORD_KEY)
+    table = record.get(name) if isinstance(record, Mapping) else None
+    if not isinstance(table, Mapping) or not set(spec) <= set(table):
+        return []
+    values = [[_text(v) for v in np.asarray(table[column]).tolist()] for column in spec]
+    if len({len(column) for column in values}) != 1:
+        return []
+    return list(zip(*values, strict=True))
+
+
+def _text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def recorded_hierarchy(adata: ad.AnnData) -> Hierarchy | None:
     """The cell-type hierarchy of the session ``adata`` was exported from (``uns['scactive']
     ['hierarchy']``), or None when it carries none."""
-    record = adata.uns.get(RECORD_KEY)
-    table = record.get("hierarchy") if isinstance(record, Mapping) else None
-    if not isinstance(table, Mapping) or not set(HIERARCHY_COLUMNS) <= set(table):
-        return None
-    types, parents = (np.asarray(table[name]).tolist() for name in HIERARCHY_COLUMNS)
-    if not types or len(types) != len(parents):
-        return None
-    return Hierarchy.from_pairs(zip(types, parents, strict=True))
+    rows = _recorded_rows(adata, "hierarchy", HIERARCHY_COLUMNS)
+    return Hierarchy.from_pairs(rows) if rows else None
+
+
+def recorded_vocabulary(adata: ad.AnnData) -> list[tuple[str, str]]:
+    """The vocabulary of the session ``adata`` was exported from, in its order: ``(label,
+    source)``, the labels no cell holds included."""
+    return [(label, source or "user") for label, source, _ in
+            _recorded_rows(adata, "vocabulary", VOCABULARY_COLUMNS) if label]  # fmt: skip
+
+
+def recorded_markers(adata: ad.AnnData) -> dict[str, list[str]]:
+    """The marker genes of the session ``adata`` was exported from: type -> genes."""
+    markers: dict[str, list[str]] = {}
+    for cell_type, gene in _recorded_rows(adata, "markers", MARKER_COLUMNS):
+        markers.setdefault(cell_type, []).append(gene)
+    return markers
 
 
 def remember_settings(path: str | Path, *, strategy: str, batch_size: int) -> None:
