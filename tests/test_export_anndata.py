@@ -186,6 +186,15 @@ def test_a_new_session_from_the_export_keeps_its_vocabulary_and_markers(exported
     assert markers == {"type0": ["G0", "G1"], "type1": ["G20", "G21"], "typeNew": ["G30"]}
 
 
+def test_a_control_character_in_the_carried_vocabulary_is_refused(exported, tmp_path):
+    out = ad.read_h5ad(exported["h5ad"])
+    vocabulary = out.uns["scactive"]["vocabulary"]
+    vocabulary["label"] = np.array([*vocabulary["label"][:-1], "bad\u202etype"], dtype=object)
+    with pytest.raises(InputError, match=r"uns\['scactive'\]\['vocabulary'\]"):
+        open_session(out, tmp_path / "s.scactive", label_key="scactive_label")
+    assert not (tmp_path / "s.scactive").exists()
+
+
 def test_unknown_and_empty_labels_do_not_count(exported, tmp_path):
     out = ad.read_h5ad(exported["h5ad"])
     cells = exported["cells"]

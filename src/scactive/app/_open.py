@@ -13,7 +13,7 @@ from .._errors import InputError, unknown_name
 from .._hierarchy import Hierarchy, as_hierarchy
 from ..io import select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, shared_input
-from ._labels import check_markers, seed_labels
+from ._labels import check_label, check_markers, seed_labels
 from ._levels import check_hierarchy, store_hierarchy
 from ._prepare import (
     check_same_data,
@@ -26,7 +26,7 @@ from ._prepare import (
 from ._record import recorded_hierarchy, recorded_markers, recorded_vocabulary
 from ._session import CV_MODEL, Session
 from ._sqlite import SCHEMA_VERSION
-from ._store import SessionStore
+from ._store import SessionError, SessionStore
 
 logger = logging.getLogger("scactive")
 
@@ -99,6 +99,11 @@ def open_session(
     # what the session an export came from had: its tree, vocabulary and markers
     carried = recorded_hierarchy(adata)
     carried_vocabulary, carried_markers = recorded_vocabulary(adata), recorded_markers(adata)
+    for label, _ in carried_vocabulary:
+        try:
+            check_label(label)
+        except SessionError as err:
+            raise InputError(f"uns['scactive']['vocabulary'] of the data: {err}") from err
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
     seeds = seed_labels(adata, label_key) if label_key is not None else []

@@ -188,7 +188,7 @@ def _recorded_rows(adata: ad.AnnData, name: str, spec: Mapping[str, str]) -> lis
     table = record.get(name) if isinstance(record, Mapping) else None
     if not isinstance(table, Mapping) or not set(spec) <= set(table):
         return []
-    values = [[_text(v) for v in np.asarray(table[column]).tolist()] for column in spec]
+    values = [[_text(v) for v in np.atleast_1d(table[column]).tolist()] for column in spec]
     if len({len(column) for column in values}) != 1:
         return []
     return list(zip(*values, strict=True))
