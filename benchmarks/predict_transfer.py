@@ -95,7 +95,7 @@ def main() -> None:
         for seed in range(args.seeds):
             for name, cells in models.items():
                 start = time.perf_counter()
-                path = train(cells, qc.labels, seed, Path(folder) / f"{name}-{seed}.joblib")
+                path = train(cells, qc.labels, seed, Path(folder) / f"{name}-{seed}.safetensors")
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", UserWarning)
                     result = scactive.predict(

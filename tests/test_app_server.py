@@ -118,7 +118,7 @@ def test_export_writes_h5ad_csv_and_model(client, adata):
     _label_batch(client, adata)
     client.app.state.trainer.wait(WAIT)
     written = client.post("/api/export", json={}).json()["written"]
-    assert sorted(os.path.splitext(p)[1] for p in written) == [".csv", ".h5ad", ".joblib"]
+    assert sorted(os.path.splitext(p)[1] for p in written) == [".csv", ".h5ad", ".safetensors"]
     result = ad.read_h5ad(next(p for p in written if p.endswith(".h5ad")))
     assert result.obs["scactive_label"].notna().sum() == 6
     assert result.obs["scactive_predicted"].notna().all()

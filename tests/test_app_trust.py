@@ -82,13 +82,13 @@ def test_app_export_never_touches_the_input_and_never_replaces_an_export(files):
             assert sorted(Path(p).name for p in first) == [
                 "annotated.h5ad",
                 "labels.csv",
-                "model.joblib",
+                "model.safetensors",
             ]
             assert all(Path(p).parent == folder for p in first + second)
             assert sorted(Path(p).name for p in second) == [
                 "annotated-2.h5ad",
                 "labels-2.csv",
-                "model-2.joblib",
+                "model-2.safetensors",
             ]
             kept = digest(*map(Path, first))
             again = client.post("/api/export", json={"overwrite": True}).json()["written"]

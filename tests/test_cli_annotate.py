@@ -68,7 +68,7 @@ def test_query_teach_export(adata, data_file, tmp_path):
     out = tmp_path / "result.h5ad"
     done = invoke(
         "export", data_file, "--session", session, "--out", out,
-        "--csv", tmp_path / "result.csv", "--model", tmp_path / "model.joblib",
+        "--csv", tmp_path / "result.csv", "--model", tmp_path / "model.safetensors",
     )  # fmt: skip
     assert done.exit_code == 0, done.output
     result = ad.read_h5ad(out)
@@ -76,7 +76,7 @@ def test_query_teach_export(adata, data_file, tmp_path):
     assert result.obs["scactive_label"].notna().sum() == 6
     assert result.obs["scactive_predicted"].notna().all()
     assert len(pd.read_csv(tmp_path / "result.csv")) == adata.n_obs
-    assert load_model(tmp_path / "model.joblib").classes.size == 3
+    assert load_model(tmp_path / "model.safetensors").classes.size == 3
 
 
 def test_teach_with_a_bad_row_records_nothing(adata, data_file, tmp_path):

@@ -128,16 +128,16 @@ def test_save_and_load_round_trip(tmp_path):
     X = features.transform(adata)
     y = np.array(["a", "b"])[np.arange(len(X)) % 2]
     learner = make_learner("mlp2", features, rng=0, min_steps=10).fit(X, y)
-    path = save_model(TrainedModel(learner, features), tmp_path / "model.joblib")
+    path = save_model(TrainedModel(learner, features), tmp_path / "model.safetensors")
     loaded = load_model(path)
     assert list(loaded.classes) == ["a", "b"]
     assert list(loaded.genes) == list(features.genes_)
     np.testing.assert_allclose(
         loaded.predict_proba(adata).to_numpy(), learner.predict_proba(X), rtol=1e-5
     )
-    (tmp_path / "bad.joblib").write_text("not a model")
+    (tmp_path / "bad.safetensors").write_text("not a model")
     with pytest.raises(InputError, match="not a scactive model"):
-        load_model(tmp_path / "bad.joblib")
+        load_model(tmp_path / "bad.safetensors")
 
 
 def test_schedule_floor_for_small_sets_and_larger_batches_for_large_ones():
@@ -181,7 +181,7 @@ def test_a_preset_given_its_own_input_reads_it_as_it_is(tmp_path):
     assert learner.n_features_in_ == pca.shape[1]
     model = TrainedModel(learner, features, "test", "pca")
     np.testing.assert_allclose(model.predict_proba(adata).to_numpy(), learner.predict_proba(pca))
-    loaded = load_model(save_model(model, tmp_path / "m.joblib"))
+    loaded = load_model(save_model(model, tmp_path / "m.safetensors"))
     assert loaded.input == "pca"
     np.testing.assert_allclose(loaded.predict_proba(adata), model.predict_proba(adata), rtol=1e-5)
     with pytest.raises(ValueError, match="reads the 'pca' matrix"):

@@ -227,9 +227,9 @@ def test_a_file_that_is_not_a_model_is_refused(new, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match="not a scactive model file") as refused:
         scactive.predict(new, tmp_path / "notes.txt")
-    assert "scactive export --model model.joblib" in str(refused.value)  # the way to get one
+    assert "scactive export --model model.safetensors" in str(refused.value)  # the way to get one
     with pytest.raises(InputError, match="not found"):
-        scactive.predict(new, tmp_path / "absent.joblib")
+        scactive.predict(new, tmp_path / "absent.safetensors")
     with pytest.raises(InputError, match="expected a TrainedModel"):
         scactive.predict(new, 42)
 
@@ -237,7 +237,7 @@ def test_a_file_that_is_not_a_model_is_refused(new, tmp_path):
 # -- the command line ---------------------------------------------------------------------
 @pytest.fixture
 def files(model, new, tmp_path):
-    model_path = save_model(model, tmp_path / "model.joblib")
+    model_path = save_model(model, tmp_path / "model.safetensors")
     data_path = tmp_path / "new.h5ad"
     new.write_h5ad(data_path)
     return model_path, data_path
@@ -275,7 +275,7 @@ def _sha(path):
     [
         ("out-is-input", "would overwrite the input data"),
         ("out-is-model", "would overwrite the model file"),
-        ("not-a-model", "MODEL comes first, then DATA: scactive predict model.joblib"),
+        ("not-a-model", "MODEL comes first, then DATA: scactive predict model.safetensors"),
         ("no-model", "Model file not found"),
         ("no-data", "Input file not found"),
         ("few-genes", "predicting needs at least 90%"),
@@ -295,7 +295,7 @@ def test_bad_input_exits_2_with_a_message_and_changes_nothing(files, tmp_path, c
     elif case == "not-a-model":
         args[0] = data_path
     elif case == "no-model":
-        args[0] = tmp_path / "absent.joblib"
+        args[0] = tmp_path / "absent.safetensors"
     elif case == "no-data":
         args[1] = tmp_path / "absent.h5ad"
     elif case == "few-genes":

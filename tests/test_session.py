@@ -377,13 +377,15 @@ def test_export_round_trips(adata, truth, path, tmp_path):
         assert table["scactive_predicted"].isna().all()  # no model yet
         assert table.loc["cell0", "scactive_label"] == truth["cell0"]
         with pytest.raises(SessionError, match="No model to export"):
-            session.export(path_model=tmp_path / "m.joblib")
+            session.export(path_model=tmp_path / "m.safetensors")
 
         labeled = few_of_each(truth, 3)
         session.answer_many([(c, truth[c]) for c in labeled])
         session.train()
         written = session.export(
-            tmp_path / "out" / "a.h5ad", tmp_path / "out" / "a.csv", tmp_path / "out" / "m.joblib"
+            tmp_path / "out" / "a.h5ad",
+            tmp_path / "out" / "a.csv",
+            tmp_path / "out" / "m.safetensors",
         )
     out = ad.read_h5ad(written["h5ad"])
     assert out.n_obs == adata.n_obs and list(out.obs_names) == list(adata.obs_names)

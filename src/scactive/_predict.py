@@ -73,8 +73,9 @@ def predict(
         name held twice is read from its first column.
     model
         A :class:`~scactive.models.TrainedModel`, or the path of one saved by
-        :func:`~scactive.models.save_model` (``scactive export --model``). Loading a file runs
-        pickle: open only model files you trust.
+        :func:`~scactive.models.save_model` (``scactive export --model``). A model file holds
+        data only: reading it runs no code (files of the earlier pickle format are refused;
+        read one with ``load_model(path, trust_pickle=True)`` if you trust it).
     unknown_below
         Cells whose most probable type has a probability below this are labeled
         ``"unknown"`` in ``scactive_call`` (``0``: never). The default, 0.5, is

@@ -5,7 +5,7 @@
 >>> cells = session.next_batch(20)               # spread across clusters at first
 >>> session.answer(cells[0], "B cell")           # committed before it returns
 >>> session.train()                               # in a background thread if you like
->>> session.export("annotated.h5ad", "labels.csv", "model.joblib")
+>>> session.export("annotated.h5ad", "labels.csv", "model.safetensors")
 """
 
 from .._lazy import lazy_exports

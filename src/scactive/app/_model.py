@@ -248,7 +248,9 @@ class SessionModel:
         learner, _ = self.current()
         if learner is None:
             return None
-        return TrainedModel(learner, self._data.features, package_version(), self._data.input)
+        return TrainedModel(
+            learner, self._data.features, package_version(), self._data.input, self.model
+        )
 
 
 #: What a round reports, in training results and in the session's status.

@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "._chetah": ("Chetah", "ChetahNode"),
         "._classifier": ("MLPClassifier",),
         "._network": ("MLP",),
+        "._format": ("register_model_class",),
         "._persist": ("TrainedModel", "load_model", "save_model"),
         "._registry": (
             "DEFAULT_MODEL",

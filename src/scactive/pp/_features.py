@@ -148,13 +148,16 @@ class FeatureSpace:
         width = self.pca_.n_components_ if input == "pca" else len(self.genes_)
         out = np.empty((adata.n_obs, width), dtype=np.float32)
         for rows, block in _row_blocks(adata):
-            X = _dense(block[:, columns])
-            if input == "log":
-                out[rows] = X
-                continue
-            features = self._scaled(X) if self.scale else X  # as transform gives them
-            out[rows] = self.embed(features) if input == "pca" else features
+            out[rows] = self.from_log(_dense(block[:, columns]), input)
         return out
+
+    def from_log(self, X: np.ndarray, input: str = "scaled") -> np.ndarray:
+        """What :meth:`matrix` gives for ``X``, the log-normalised values of the feature
+        genes (cells x genes, dense, in the order of ``genes_``)."""
+        if input == "log":
+            return X
+        features = self._scaled(X) if self.scale else X  # as transform gives them
+        return self.embed(features) if input == "pca" else features
 
     def embed(self, features: np.ndarray) -> np.ndarray:
         """PCA coordinates of a feature matrix returned by :meth:`transform`."""
