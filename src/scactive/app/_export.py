@@ -170,6 +170,20 @@ def export_table(
     return table
 
 
+class Exported(dict):
+    """The files an export wrote (kind -> path), with what they hold: ``labels_per_type``,
+    the labeled cells of each type in the snapshot written, most first; ``n_labeled``."""
+
+    def __init__(self, written: Mapping[str, Path], table: pd.DataFrame) -> None:
+        super().__init__(written)
+        counts = table[LABEL_COLUMN].value_counts(dropna=True)
+        self.labels_per_type = {str(k): int(n) for k, n in counts.items() if n}
+
+    @property
+    def n_labeled(self) -> int:
+        return sum(self.labels_per_type.values())
+
+
 #: The ``obs`` column of a hierarchy's level ``k`` (``scactive_level1``: the top level).
 LEVEL_COLUMN = f"scactive_{LEVEL_PREFIX}{{}}"
 

@@ -28,6 +28,7 @@ from ..strategies import ColdStart, cold_start, get_strategy
 from ._estimate import default_unknown_below
 from ._evidence import Evidence
 from ._export import (
+    Exported,
     check_export_targets,
     export_paths,
     export_table,
@@ -328,7 +329,7 @@ class Session:
         path_h5ad: str | Path | None = None,
         path_csv: str | Path | None = None,
         path_model: str | Path | None = None,
-    ) -> dict[str, Path]:
+    ) -> Exported:
         """Write the answers and the model's calls, each file through a temporary file.
 
         A target that is the session file (or SQLite's files beside it), the input data, or
@@ -341,12 +342,19 @@ class Session:
         vocabulary, markers, every answer, rounds). ``path_csv``: the same columns, one row
         per cell. ``path_model``: the current learner (:func:`scactive.models.load_model`
         reads it; trained first if needed). Predicted columns are empty before any training.
+
+        The files hold one state of the session: the answers, their log and the rounds are
+        read in one snapshot of the store, whatever answers arrive meanwhile. Returns the
+        paths written (``kind -> path``), with the labeled cells they hold by type
+        (:class:`~scactive.app._export.Exported`).
         """
         targets = check_export_targets(
             {"h5ad": path_h5ad, "csv": path_csv, "model": path_model}, self.protected_paths()
         )
         path_h5ad, path_csv, path_model = (targets.get(k) for k in ("h5ad", "csv", "model"))
-        table = self.export_table()
+        if path_model is not None and self.trained_model() is None:
+            self.ensure_trained()  # first: the round it records is in the snapshot below
+        table, record = self._export_contents(record=path_h5ad is not None)
         written: dict[str, Path] = {}
         if path_model is not None:
             if self.trained_model() is None:
@@ -358,18 +366,25 @@ class Session:
                 )
             written["model"] = save_model(model, path_model)
         if path_h5ad is not None:
-            kept = dict(model=self.model, cv_model=self.cv_model, unknown_below=self.unknown_below)
-            record = session_record(self._store, **kept)
             written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, record)
         if path_csv is not None:
             written["csv"] = write_csv(path_csv, table)
-        return written
+        return Exported(written, table)
+
+    def _export_contents(self, *, record: bool) -> tuple[pd.DataFrame, dict | None]:
+        """The export table and (with ``record``) the session's record, from one snapshot of
+        the store: an export's ``obs`` columns and its answer log always agree."""
+        predictions = self.predictions()  # the model's calls: not the store's
+        with self._store.snapshot():
+            answers = self._store.active_answers()
+            kept = dict(model=self.model, cv_model=self.cv_model, unknown_below=self.unknown_below)
+            log = session_record(self._store, **kept) if record else None
+        hierarchy, cut = self._model.hierarchy, self.unknown_below
+        return export_table(self.cells, answers, predictions, hierarchy, unknown_below=cut), log
 
     def export_table(self) -> pd.DataFrame:
         """One row per cell (index: cell id) with the ``EXPORT_COLUMNS``."""
-        answers, levels = self._store.active_answers(), self._model.hierarchy
-        cut = self.unknown_below
-        return export_table(self.cells, answers, self.predictions(), levels, unknown_below=cut)
+        return self._export_contents(record=False)[0]
 
     def status(self) -> dict:
         """Counts and history: n_cells, n_labeled, n_answered, answers_by_kind,

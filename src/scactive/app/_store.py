@@ -107,15 +107,28 @@ class SessionStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: a consistent snapshot over several statements."""
+        """A read transaction: a consistent snapshot over several statements. Inside one
+        already open on this thread (:meth:`snapshot`, a write), its statements join it."""
         with self._lock, database_errors(self.path):
             conn = self._connection()
+            if conn.in_transaction:  # the lock is this thread's: so is the transaction
+                yield conn
+                return
             conn.execute("BEGIN")
             try:
                 yield conn
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction over the block (``with store.snapshot(): ...``): every read
+        of the store in it sees the same state, whatever other threads or processes commit
+        meanwhile. Other threads of this process wait for the store until the block ends, so
+        keep it to reading."""
+        with self._read():
+            yield
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -178,6 +191,12 @@ class SessionStore:
             return None
         n_cells, n_dims, data = row
         return np.frombuffer(data, dtype=np.float32).reshape(n_cells, n_dims).copy()
+
+    def embedding_sizes(self) -> dict[str, tuple[int, int, int]]:
+        """Each cached embedding's declared cells and dimensions, and its bytes stored."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT name, n_cells, n_dims, length(data) FROM embeddings")
+            return {name: (n_cells, n_dims, size) for name, n_cells, n_dims, size in rows}
 
     def set_embedding(self, name: str, values: np.ndarray) -> None:
         """Keep ``values`` (cells x dims, stored as float32) under ``name``, replacing any."""

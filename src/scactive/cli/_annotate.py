@@ -218,13 +218,12 @@ def export_session(
         ) as s:
             set_unknown_below(s, unknown_below)
             s.ensure_trained()  # predictions for the current labels (when two types are)
-            written = s.export(out, csv, model)
-            status = s.status()
+            written = s.export(out, csv, model)  # with what the files hold: one snapshot
     except InputError as err:
         fail(err)
     typer.echo(
         f"Wrote {', '.join(str(p) for p in written.values())} "
-        f"({status['n_labeled']} labeled cells of {len(status['labels_per_type'])} types)."
+        f"({written.n_labeled} labeled cells of {len(written.labels_per_type)} types)."
     )
 
 
