@@ -3,54 +3,250 @@
 Every file scactive writes goes through :func:`atomic_write`: the content lands in a uniquely
 named temporary file beside the target and is renamed over it only when complete, so a crash,
 a full disk or Ctrl-C leaves either the old file or the new one, never half of one, and two
-writers never share a temporary name.
+writers never share a temporary name. Inside :func:`written_together` the renames wait for the
+end of the block, so files written together (an h5ad and its CSV) land together or not at all.
+
+A target that exists and is not a regular file is never replaced: a table may be written into
+a named pipe or a character device in place (``/dev/stdout``, a shell's ``>(...)``; ``-`` is
+standard output), anything else is refused. A write the system refuses (a full disk, a name too
+long, a read-only or kernel file system) is an :class:`~scactive._errors.InputError` that names
+the file; a full disk is a :class:`~scactive._errors.DiskFull`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ._errors import InputError
+from ._errors import InputError, is_disk_full
+from ._targets import (  # noqa: F401 - the checks of a target, where writers look for them
+    NAME_MAX,
+    SPECIAL_KINDS,
+    STDOUT,
+    STREAMED_KINDS,
+    check_out_folder,
+    check_target,
+    check_writable_parent,
+    file_kind,
+    not_regular,
+    shown_path,
+    write_refused,
+)
 
 Writer = Callable[[Path], object]
 
 #: The lock file :func:`folder_lock` keeps in an output folder.
 LOCK_NAME = ".scactive.lock"
+_STAGED: contextvars.ContextVar[list | None] = contextvars.ContextVar("staged", default=None)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str | Writer) -> Path:
+def atomic_write(
+    path: str | os.PathLike, data: bytes | str | Writer, *, stream: bool = False
+) -> Path:
     """Write ``data`` to ``path`` through a temporary file beside it, then rename.
 
     ``data`` is the content (``str`` is written as UTF-8) or a function called with the
     temporary path that writes the file itself (``adata.write_h5ad``, ``joblib.dump``...).
-    The parent folder is created if needed. Returns ``path``.
+    The parent folder is created if needed. With ``stream=True`` (a table, read front to back)
+    a target that is a named pipe or character device is written into in place, and ``-``
+    is standard output; without, such a target is refused. Returns ``path``.
+
+    Raises
+    ------
+    InputError
+        The target is a special file, or the system refused the write (the message names the
+        file and why); :class:`~scactive._errors.DiskFull` for a full disk or quota. Nothing is
+        left behind, and an existing target is kept as it was.
     """
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    tmp = Path(name)
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; give the usual umask-based mode
-        if callable(data):
-            os.close(fd)
-            data(tmp)
+    if stream and os.fspath(path) == STDOUT:
+        item: _Stream | _Replacement = _Stream(None, data)
+    else:
+        path = Path(path).expanduser()
+        kind = file_kind(path)
+        if kind in SPECIAL_KINDS:
+            if not (stream and kind in STREAMED_KINDS):
+                raise InputError(not_regular(path, kind, stream=stream))
+            item = _Stream(path, data)
         else:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            item = _Replacement(path, data)
+    staged = _STAGED.get()
+    if staged is None:
+        item.commit()
+    else:
+        staged.append(item)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def written_together() -> Iterator[None]:
+    """Hold back the renames of the :func:`atomic_write` calls in the block until it ends.
+
+    Each file is written to its temporary file at once (a full disk fails there, before any
+    target is replaced); when the block ends without error every target is replaced, streams
+    last; an error removes every temporary file and replaces nothing. Should a rename itself
+    fail, the message names the files written before it. A nested block joins the outer one.
+    """
+    if _STAGED.get() is not None:
+        yield
+        return
+    staged: list = []
+    token = _STAGED.set(staged)
+    try:
+        yield
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        for item in staged:
+            item.discard()
         raise
-    return path
+    finally:
+        _STAGED.reset(token)
+    _commit_all(sorted(staged, key=lambda item: isinstance(item, _Stream)))
+
+
+def _commit_all(items: list) -> None:
+    done: list[str] = []
+    for i, item in enumerate(items):
+        try:
+            item.commit()
+        except BaseException as err:
+            for rest in items[i + 1 :]:
+                rest.discard()
+            if not done or not isinstance(err, InputError):
+                raise
+            missing = ", ".join(str(rest.shown) for rest in items[i:])
+            raise type(err)(
+                f"{err} Written before this failed: {', '.join(done)}; not written: {missing}."
+            ) from err
+        done.append(str(item.shown))
+
+
+class _Replacement:
+    """A regular target: its content in a temporary file beside it, renamed over it."""
+
+    def __init__(self, path: Path, data: bytes | str | Writer) -> None:
+        self.path = self.shown = path
+        self.tmp: Path | None = None
+        try:
+            make_folder(path.parent, shown=path)
+            prefix, suffix = _temp_affixes(path)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
+            self.tmp = Path(name)
+            with os.fdopen(fd, "wb") as fh:
+                os.fchmod(fh.fileno(), _file_mode())  # mkstemp makes 0600: the umask's mode
+                if not callable(data):
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if callable(data):
+                data(self.tmp)
+        except BaseException as err:
+            self.discard()
+            _raise_refused(err, path)
+            raise
+
+    def commit(self) -> None:
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as err:
+            self.discard()
+            raise write_refused(err, self.path) from err
+        self.tmp = None
+
+    def discard(self) -> None:
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                self.tmp.unlink()
+            self.tmp = None
+
+
+class _Stream:
+    """A target written into in place: a named pipe, a character device, standard output."""
+
+    def __init__(self, path: Path | None, data: bytes | str | Writer) -> None:
+        self.path, self.data = path, data
+        self.shown = shown_path(STDOUT if path is None else path)
+
+    def commit(self) -> None:
+        data, shown = self.data, self.shown
+        try:
+            if self.path is not None and callable(data):
+                data(self.path)  # opened for writing: never created, never replaced
+            elif self.path is not None:
+                with open(self.path, "wb") as fh:
+                    fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            else:
+                _to_stdout(data)
+        except BrokenPipeError as err:
+            raise InputError(
+                f"The reader of {shown} closed it before the whole file was written; "
+                "keep the reading program open to the end, or write to a file instead."
+            ) from err
+        except BaseException as err:
+            _raise_refused(err, self.path or Path(STDOUT), shown=shown)
+            raise
+
+    def discard(self) -> None:
+        """Nothing is written into a stream before :meth:`commit`."""
+
+
+def _to_stdout(data: bytes | str | Writer) -> None:
+    """Copy ``data`` to standard output (a writer writes into a temporary file first)."""
+    sys.stdout.flush()
+    out = getattr(sys.stdout, "buffer", None)
+    if not callable(data):
+        content = data.encode("utf-8") if isinstance(data, str) else data
+        out.write(content) if out is not None else sys.stdout.write(content.decode("utf-8"))
+    else:
+        fd, name = tempfile.mkstemp(prefix=".scactive-stdout.")
+        os.close(fd)
+        try:
+            try:
+                data(Path(name))
+            except BaseException as err:  # the temporary folder's disk, say
+                _raise_refused(err, Path(name))
+                raise
+            with open(name, "rb") as fh:
+                if out is not None:
+                    shutil.copyfileobj(fh, out)
+                else:
+                    sys.stdout.write(fh.read().decode("utf-8"))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+    sys.stdout.flush()
+
+
+def _raise_refused(err: BaseException, path: Path, *, shown: object = None) -> None:
+    """Raise the message of a write the system refused (or of a full disk), if it is one."""
+    if isinstance(err, InputError) or not isinstance(err, Exception):
+        return
+    if isinstance(err, OSError) or is_disk_full(err):
+        raise write_refused(err, path, shown=shown) from err
+
+
+def _temp_affixes(path: Path) -> tuple[str, str]:
+    """Prefix and suffix of a temporary file beside ``path``: its name shortened so that the
+    temporary name fits in :data:`NAME_MAX` bytes, its ending kept (a writer may read it)."""
+    suffix = path.suffix if len(os.fsencode(path.suffix)) <= 16 else ""
+    room = NAME_MAX - len(os.fsencode(suffix)) - 24  # dot, random part, ".tmp", margin
+    stem = os.fsencode(path.name[: len(path.name) - len(suffix)])[:room]
+    return f".{os.fsdecode(stem)}.", f".tmp{suffix}"
+
+
+def make_folder(folder: str | os.PathLike, *, shown: object = None) -> Path:
+    """Create ``folder`` and its parents if missing; a refusal is an :class:`InputError`
+    naming ``shown`` (default: the folder)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_refused(err, folder, shown=shown) from err
+    return folder
 
 
 def _file_mode() -> int:
@@ -67,86 +263,6 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def _same(a: Path, b: Path) -> bool:
-    if a == b:
-        return True
-    with contextlib.suppress(OSError):
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    return False
-
-
-def check_target(
-    target: str | os.PathLike,
-    protected: Iterable[tuple[str | os.PathLike, str]],
-    *,
-    option: str = "--out",
-) -> Path:
-    """Refuse to write ``target`` where it would replace a file the user needs.
-
-    ``protected`` holds ``(path, what)`` pairs: the input data, a session file... A target
-    equal to one of them (also through a link), inside a protected folder, or a folder that
-    holds one is refused with an :class:`InputError` naming both paths. Also refused: a
-    target that is an existing folder or sits under a file. Returns the resolved target.
-    """
-    path = Path(target).expanduser().resolve()
-    for item, what in protected:
-        other = Path(item).expanduser().resolve()
-        inside = other.is_dir() and other in path.parents
-        holds = path in other.parents
-        if _same(path, other) or inside or holds:
-            raise InputError(
-                f"{option} '{target}' would overwrite {what} '{other}'. Nothing was written; "
-                f"choose another {option} path."
-            )
-    if path.is_dir():
-        raise InputError(
-            f"{option} '{target}' is a folder; give a file name inside it, such as "
-            f"'{Path(target) / ('annotated' + (path.suffix or '.h5ad'))}'."
-        )
-    check_writable_parent(path, option=option, shown=target)
-    return path
-
-
-def check_writable_parent(
-    path: str | os.PathLike, *, option: str = "--out", shown: object = None
-) -> None:
-    """Refuse a path whose nearest existing ancestor is a file or cannot be written into."""
-    path = Path(path).expanduser().absolute()
-    shown = path if shown is None else shown
-    ancestor = path.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise InputError(
-            f"{option} '{shown}' lies under '{ancestor}', which is a file, not a folder. "
-            f"Choose another {option} path."
-        )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(
-            f"{option} '{shown}' cannot be written: no write permission in '{ancestor}'. "
-            f"Choose a folder you can write to."
-        )
-
-
-def check_out_folder(path: str | os.PathLike, *, option: str = "--out") -> Path:
-    """Refuse an output folder that is a file, lies under a file, or cannot be written."""
-    folder = Path(path).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise InputError(
-            f"{option} '{path}' is an existing file, not a folder. Choose a new or empty "
-            f"folder for the results."
-        )
-    if folder.is_dir():
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(
-                f"{option} '{path}' cannot be written: no write permission. Choose a folder "
-                "you can write to."
-            )
-    else:
-        check_writable_parent(folder, option=option, shown=path)
-    return folder
-
-
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike, *, what: str = "run") -> Iterator[None]:
     """Hold ``folder/.scactive.lock`` while the block runs; a second holder is refused.
@@ -156,8 +272,7 @@ def folder_lock(folder: str | os.PathLike, *, what: str = "run") -> Iterator[Non
     """
     from filelock import FileLock, Timeout
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     lock = FileLock(folder / LOCK_NAME, timeout=0)
     try:
         lock.acquire()

@@ -14,7 +14,7 @@ import anndata as ad
 import pandas as pd
 
 from ._errors import InputError
-from ._files import atomic_write, check_out_folder, is_empty, run_lock
+from ._files import atomic_write, check_out_folder, is_empty, make_folder, run_lock
 from ._hierarchy import Hierarchy, as_hierarchy, check_covers
 from ._meta import progress_bar, versions
 from .bench import (
@@ -296,7 +296,7 @@ class _RunDir:
                 )
             logger.info("resuming the run in %s", self.path)
         if not self.cells.exists():
-            self.cells.mkdir(parents=True)
+            make_folder(self.cells)
             self._created.append(self.cells)
         if not self.config_path.exists():
             atomic_write(self.config_path, json.dumps(config, indent=2, default=str))

@@ -22,11 +22,10 @@ from .._files import atomic_write, check_target
 from .._hierarchy import LEVEL_PREFIX, Hierarchy
 from .._predict_options import call_labels
 from ._estimate import default_unknown_below
+from ._sqlite import SIDE_FILES
 
 #: File names inside the export folder, by what they hold.
 EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.joblib"}
-#: Files SQLite keeps beside a session file while it is open.
-SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def export_folder(session_path: Path) -> Path:
@@ -65,14 +64,17 @@ def check_export_targets(
     targets: dict[str, str | Path | None], protected: Iterable[tuple[Path, str]]
 ) -> dict[str, Path]:
     """Resolve the export targets (``kind -> path``; None skipped) and refuse any that would
-    replace a protected file or another target of the same export."""
+    replace a protected file or another target of the same export. A CSV may go into a named
+    pipe or a character device, or to standard output (``-``); the other files need regular
+    files (:func:`~scactive._files.check_target`)."""
     options = {"h5ad": "--out", "csv": "--csv", "model": "--model"}
     protected = list(protected)
     checked: dict[str, Path] = {}
     for kind, target in targets.items():
         if target is None:
             continue
-        path = check_target(target, protected, option=options.get(kind, kind))
+        option = options.get(kind, kind)
+        path = check_target(target, protected, option=option, stream=kind == "csv")
         for other_kind, other in checked.items():
             if other == path:
                 raise InputError(
@@ -232,5 +234,6 @@ def write_h5ad(
 
 
 def write_csv(path: Path, table: pd.DataFrame) -> Path:
-    """Write the export table, one row per cell."""
-    return atomic_write(path, lambda tmp: table.to_csv(tmp, index_label="cell"))
+    """Write the export table, one row per cell (into a pipe, a device or ``-``, standard
+    output, in place)."""
+    return atomic_write(path, lambda tmp: table.to_csv(tmp, index_label="cell"), stream=True)

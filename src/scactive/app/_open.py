@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from ._prepare import (
 )
 from ._record import recorded_hierarchy, recorded_markers, recorded_vocabulary
 from ._session import CV_MODEL, Session
-from ._sqlite import SCHEMA_VERSION
+from ._sqlite import SCHEMA_VERSION, forget_new
 from ._store import SessionError, SessionStore
 
 logger = logging.getLogger("scactive")
@@ -107,6 +108,7 @@ def open_session(
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
     seeds = seed_labels(adata, label_key) if label_key is not None else []
+    created = not os.path.lexists(Path(path).expanduser())  # a new session file is made
     store = SessionStore(path)
     try:
         meta = store.meta()
@@ -192,6 +194,8 @@ def open_session(
         session = Session(store, adata, prepared, umap, model=model, seed=seed, cv_model=cv_model)
         session._evidence.resolve_markers(markers, warn=True)  # name given genes not in the data
         return session
-    except BaseException:
+    except BaseException as err:
         store.close()
+        if created:  # a new session file holding no session yet is removed
+            forget_new(store.path, err)
         raise

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .._checks import check_batch_size
-from .._errors import InputError
+from .._errors import DiskFull, InputError
 from .._threads import get_threads, set_threads
 from ._dotplot_routes import dotplot_routes
 from ._guard import (
@@ -118,14 +118,20 @@ class _Trainer:
                 if self.session.stale:  # a new round only when the labels changed
                     self.session.train()
             except InputError as err:  # too few labels to train: cold-start batches go on
+                if isinstance(err, DiskFull):
+                    raise
                 logger.info("not retrained: %s", err)
             batch = self.session.next_batch(self.batch_size, strategy=self.strategy)
             with self.lock:
                 self.batch = list(batch)
         except Exception as err:  # noqa: BLE001 - reported to the page, the server goes on
-            logger.exception("retraining failed")
+            mine = isinstance(err, InputError)  # a message of scactive's speaks for itself
+            if mine:
+                logger.warning("retraining failed: %s", err)
+            else:
+                logger.exception("retraining failed")
             with self.lock:
-                self.error = f"{type(err).__name__}: {err}"
+                self.error = str(err) if mine else f"{type(err).__name__}: {err}"
         finally:
             with self.lock:
                 self.running = False
@@ -305,6 +311,8 @@ def create_app(
         return error_reply(str(exc), exc.status)
 
     async def handle_input(request: Request, exc: InputError) -> Response:
+        if isinstance(exc, DiskFull):  # 507 Insufficient Storage: space, not the request
+            return error_reply(str(exc), 507)
         return error_reply(str(exc), 404 if isinstance(exc, UnknownCellError) else 422)
 
     middleware = [Middleware(SameOrigin, hosts=allowed, need_origin=not token)]

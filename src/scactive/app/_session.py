@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._checks import check_batch_size
 from .._errors import InputError
+from .._files import written_together
 from ..loop import Engine, StoreOracle
 from ..models import TrainedModel, make_learner, save_model
 from ..strategies import ColdStart, cold_start, get_strategy
@@ -330,11 +331,10 @@ class Session:
         path_csv: str | Path | None = None,
         path_model: str | Path | None = None,
     ) -> Exported:
-        """Write the answers and the model's calls, each file through a temporary file.
+        """Write the answers and the model's calls: every file, or (one failing) none.
 
-        A target that is the session file (or SQLite's files beside it), the input data, or
-        another target of this export is refused (:class:`InputError`) before anything is
-        written.
+        A target that is the session file (or its SQLite files), the input data or another
+        target of this export is refused (:class:`InputError`) before anything is written.
 
         ``path_h5ad``: the input AnnData (all cells, its own ``X``) with the ``obs`` columns
         of ``EXPORT_COLUMNS``, the session's UMAP in ``obsm['X_umap']`` (the input's kept as
@@ -356,19 +356,20 @@ class Session:
             self.ensure_trained()  # first: the round it records is in the snapshot below
         table, record = self._export_contents(record=path_h5ad is not None)
         written: dict[str, Path] = {}
-        if path_model is not None:
-            if self.trained_model() is None:
-                self.ensure_trained()
-            model = self.trained_model()
-            if model is None:
-                raise SessionError(
-                    "No model to export: training needs labels of at least 2 cell types."
-                )
-            written["model"] = save_model(model, path_model)
-        if path_h5ad is not None:
-            written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, record)
-        if path_csv is not None:
-            written["csv"] = write_csv(path_csv, table)
+        with written_together():  # each through a temporary file, renamed when all are
+            if path_model is not None:
+                if self.trained_model() is None:
+                    self.ensure_trained()
+                model = self.trained_model()
+                if model is None:
+                    raise SessionError(
+                        "No model to export: training needs labels of at least 2 cell types."
+                    )
+                written["model"] = save_model(model, path_model)
+            if path_h5ad is not None:
+                written["h5ad"] = write_h5ad(path_h5ad, self._adata, table, self._umap, record)
+            if path_csv is not None:
+                written["csv"] = write_csv(path_csv, table)
         return Exported(written, table)
 
     def _export_contents(self, *, record: bool) -> tuple[pd.DataFrame, dict | None]:

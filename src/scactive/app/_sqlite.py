@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from .._errors import InputError
+from .._errors import DiskFull, InputError, disk_full, is_disk_full
 
 #: Version of the tables below; a file with a higher one is refused, a lower one migrated.
 SCHEMA_VERSION = 5
@@ -21,6 +21,8 @@ KINDS = ("label", "unsure", "doublet", "skip")
 SOURCES = ("seed", "markers", "user", "hierarchy")
 #: Seconds a connection waits for another one's write lock before giving up.
 BUSY_TIMEOUT = 30.0
+#: Files SQLite keeps beside a session file while it is open.
+SIDE_FILES = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,11 +102,14 @@ CREATE TABLE IF NOT EXISTS embeddings (
 
 @contextmanager
 def database_errors(path: Path) -> Iterator[None]:
-    """Turn SQLite's errors on a damaged or read-only file into a message naming the file."""
+    """Turn SQLite's errors on a full disk, a damaged or a read-only file into a message
+    naming the file."""
     try:
         yield
     except sqlite3.DatabaseError as err:
         text = str(err)
+        if is_disk_full(err, path):
+            raise full_disk(path, err) from err
         if "readonly" in text or "read-only" in text:
             raise InputError(_read_only(path)) from err
         if isinstance(err, sqlite3.OperationalError) and "locked" in text:
@@ -113,6 +118,43 @@ def database_errors(path: Path) -> Iterator[None]:
                 f"{BUSY_TIMEOUT:.0f} s; try again when it is done."
             ) from err
         raise InputError(_damaged(path, text)) from err
+
+
+def full_disk(path: Path, err: BaseException, *, new: bool = False) -> InputError:
+    """The message of a session file whose disk is full: a change not saved, no damage
+    (``new``: the session was being created, and no file of it is left)."""
+    if new:
+        return disk_full(
+            path, err, what="the new session file ", unsaved="the session was not created "
+            "(no file of it is left)",
+        )  # fmt: skip
+    return disk_full(
+        path,
+        err,
+        what="the session file ",
+        unsaved="the last change was not saved (SQLite rolled it back; give it again once "
+        "there is room)",
+        kept="the file keeps every answer saved before it, and all of them open again",
+    )
+
+
+def remove_stub(path: Path) -> bool:
+    """Remove a session file that holds no session yet (a new one whose creation failed),
+    with SQLite's files beside it; one holding a session is kept. Returns whether it was
+    removed."""
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'dataset_checksum'").fetchone():
+                return False
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # no tables, or no file: nothing of a session
+    for name in ("", *SIDE_FILES):
+        with suppress(OSError):
+            path.with_name(path.name + name).unlink()
+    return True
 
 
 def _read_only(path: Path) -> str:
@@ -132,9 +174,24 @@ def _damaged(path: Path, detail: str) -> str:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (or create) a session file, refusing files that are not scactive sessions."""
-    with database_errors(path):
-        return _open_checked(path)
+    """Open (or create) a session file, refusing files that are not scactive sessions; a
+    file made here whose creation fails is removed (:func:`forget_new`)."""
+    new = not os.path.lexists(path)
+    try:
+        with database_errors(path):
+            return _open_checked(path)
+    except BaseException as err:
+        if new:
+            forget_new(path, err)
+        raise
+
+
+def forget_new(path: Path, err: BaseException) -> None:
+    """After ``err`` stopped the creation of a new session at ``path``: remove what holds no
+    session yet (:func:`remove_stub`), so no stub trips the next run, and say of a full disk
+    that no file is left."""
+    if remove_stub(path) and isinstance(err, DiskFull):
+        raise full_disk(path, err, new=True) from err
 
 
 def _open_checked(path: Path) -> sqlite3.Connection:
@@ -153,6 +210,8 @@ def _open_checked(path: Path) -> sqlite3.Connection:
             path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
         )
     except (OSError, sqlite3.OperationalError) as err:
+        if is_disk_full(err, path):
+            raise full_disk(path, err) from err
         raise InputError(
             f"Cannot open or create the session file '{path}': {err}. Check that its folder "
             "exists and is writable."
@@ -166,6 +225,8 @@ def _open_checked(path: Path) -> sqlite3.Connection:
         ).fetchone()[0]
     except sqlite3.DatabaseError as err:
         conn.close()
+        if is_disk_full(err, path):
+            raise full_disk(path, err) from err
         raise InputError(
             f"'{path}' is not a scactive session file (SQLite: {err}). It was left untouched; "
             "choose another --session file name to start a new session."
@@ -180,6 +241,9 @@ def _open_checked(path: Path) -> sqlite3.Connection:
         try:
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)").fetchall()]
         except sqlite3.DatabaseError as err:
+            if is_disk_full(err, path):
+                conn.close()
+                raise full_disk(path, err) from err
             problems = [str(err)]
         if problems != ["ok"]:
             conn.close()

@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 
 from .._errors import InputError
+from .._targets import STDOUT, shown_path
 from . import _options as opt
 from . import app, console, fail, setup_logging
 from ._session_args import (
@@ -191,7 +192,10 @@ def export_session(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="The annotated h5ad to write (all cells).")
     ],
-    csv: Annotated[Path | None, typer.Option(help="Also write the labels as CSV.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(help="Also write the labels as CSV (- for standard output, or a pipe)."),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option(help="Also write the trained model (joblib).")
     ] = None,
@@ -222,8 +226,9 @@ def export_session(
     except InputError as err:
         fail(err)
     typer.echo(
-        f"Wrote {', '.join(str(p) for p in written.values())} "
-        f"({written.n_labeled} labeled cells of {len(written.labels_per_type)} types)."
+        f"Wrote {', '.join(map(shown_path, written.values()))} "
+        f"({written.n_labeled} labeled cells of {len(written.labels_per_type)} types).",
+        err=STDOUT in map(str, written.values()),  # the CSV alone on standard output
     )
 
 

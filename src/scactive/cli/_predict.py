@@ -44,7 +44,12 @@ def predict_command(
             "obs columns, the probabilities in obsm['scactive_proba'].",
         ),
     ],
-    csv: Annotated[Path | None, typer.Option(help="Also write the per-cell calls as CSV.")] = None,
+    csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the per-cell calls as CSV (- for standard output, or a pipe)."
+        ),
+    ] = None,
     unknown_below: Annotated[
         float,
         typer.Option(
@@ -97,7 +102,7 @@ def predict_command(
         protected = [(Path(data), "the input data"), (model, "the model file")]
         targets = check_export_targets({"h5ad": out, "csv": csv}, protected)
         from .. import io
-        from .._files import atomic_write
+        from .._files import atomic_write, written_together
         from .._predict import predict
         from ..app._export import write_csv
         from ..models import load_model
@@ -122,10 +127,11 @@ def predict_command(
             use_raw=use_raw,
             rng=seed,
         )
-        written = [atomic_write(targets["h5ad"], result.write_h5ad)]
-        if "csv" in targets:
-            columns = [c for c in result.obs.columns if c.startswith("scactive_")]
-            written.append(write_csv(targets["csv"], result.obs[columns]))
+        with written_together():  # both files, or (one failing) neither
+            written = [atomic_write(targets["h5ad"], result.write_h5ad)]
+            if "csv" in targets:
+                columns = [c for c in result.obs.columns if c.startswith("scactive_")]
+                written.append(write_csv(targets["csv"], result.obs[columns]))
     except InputError as err:
         fail(err)
     _summary(result, written)
@@ -136,6 +142,7 @@ def _summary(result, written: list[Path]) -> None:
     from rich.table import Table
 
     from .._predict import CALL, MAJORITY, UNS_KEY
+    from .._targets import shown_path
 
     info = result.uns[UNS_KEY]
     n_cells = result.n_obs
@@ -168,6 +175,6 @@ def _summary(result, written: list[Path]) -> None:
     console.print(table)
     console.print(
         f"{n_unknown / n_cells:.1%} of the cells are '{info['unknown_label']}' (confidence "
-        f"below {info['unknown_below']:g}). Wrote {', '.join(str(p) for p in written)}.",
+        f"below {info['unknown_below']:g}). Wrote {', '.join(map(shown_path, written))}.",
         highlight=False,
     )

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .._errors import InputError
+from .._errors import DiskFull, InputError, disk_full, is_disk_full
 from .._files import check_out_folder
 from ..models._registry import DEFAULT_MODEL
 from ..strategies._registry import DEFAULT_STRATEGIES
@@ -183,13 +183,23 @@ def run_guard(out: Path, finished: str) -> Iterator[InterruptWatch]:
         except InputError as err:
             if watch.caused(err):  # a reader failing because of the Ctrl-C
                 interrupted(out, finished)
-            fail(err)
+            fail(_resumable(err, out, finished))
         except KeyboardInterrupt:
             interrupted(out, finished)
         except Exception as err:
             if watch.caused(err):
                 interrupted(out, finished)
+            if is_disk_full(err):  # a write of a library's (a cache, a temporary file)
+                where = getattr(err, "filename", None) or out
+                fail(_resumable(disk_full(where, err), out, finished))
             raise
+
+
+def _resumable(err: InputError, out: Path, finished: str) -> InputError:
+    """A full disk's message, with what is kept of the run and how to go on."""
+    if not isinstance(err, DiskFull):
+        return err
+    return DiskFull(f"{err} The finished {finished} are kept in '{out}': running it again resumes.")
 
 
 def interrupted(out: Path, finished: str) -> None:

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from .._errors import InputError
-from .._files import atomic_write, check_out_folder, is_empty, run_lock
+from .._files import atomic_write, check_out_folder, is_empty, make_folder, run_lock
 from .._meta import progress_bar
 from .._simulate import simulate
 from ..bench import DataOptions
@@ -127,7 +127,7 @@ def compare(
             units, scoring, settings, left_out = _cross_units(
                 adata, query, label_key, query_label_key, label_map, options, chosen
             )
-            out.mkdir(parents=True, exist_ok=True)
+            make_folder(out)
             atomic_write(out / "left_out.csv", left_out.to_csv(index=False))
             sim_dir = None
         else:
@@ -186,7 +186,7 @@ def _run_units(units, scoring, out, settings, progress, n_jobs):
     identity = {k: v for k, v in settings.items() if k not in {"notes", "simulation"}}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     cells = out / "compare_cells" / fingerprint.hexdigest()[:16]
-    cells.mkdir(parents=True, exist_ok=True)
+    make_folder(cells)
 
     def run(unit: _Unit) -> pd.DataFrame:
         path = cells / f"{unit.key}.csv"

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure, SubFigure
 
 from scactive import pl
 from scactive._errors import InputError
-from scactive._files import atomic_write
+from scactive._files import atomic_write, make_folder
 from scactive._meta import package_version
 from scactive.pl._style import CEILING, celltype_palette, strategy_palette
 from scactive.report import _compare, _html
@@ -256,8 +256,7 @@ def write_report(
     inputs = _read_inputs(outdir)
     config = inputs.config
     table = summary_table(inputs.results, target=target)
-    figdir = dest / FIGURE_DIR
-    figdir.mkdir(parents=True, exist_ok=True)
+    figdir = make_folder(dest / FIGURE_DIR)
     seed = 0
     if inputs.split is not None:
         seeds = sorted(int(s) for s in pd.unique(inputs.split["seed"].dropna()))
@@ -316,8 +315,7 @@ def write_comparison(
     out = Path(out)
     if simulation is not None:
         return write_report(simulation, dest=out, comparison=out, dpi=dpi)
-    figdir = out / FIGURE_DIR
-    figdir.mkdir(parents=True, exist_ok=True)
+    figdir = make_folder(out / FIGURE_DIR)
     writer = _FigureWriter(figdir, dpi)
     text = _html.page(
         title=f"scactive comparison: {out.name}",
