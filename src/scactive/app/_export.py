@@ -25,7 +25,7 @@ from ._estimate import default_unknown_below
 from ._sqlite import SIDE_FILES
 
 #: File names inside the export folder, by what they hold.
-EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.joblib"}
+EXPORT_NAMES = {"h5ad": "annotated.h5ad", "csv": "labels.csv", "model": "model.safetensors"}
 
 
 def export_folder(session_path: Path) -> Path:

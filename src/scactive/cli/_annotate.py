@@ -197,7 +197,11 @@ def export_session(
         typer.Option(help="Also write the labels as CSV (- for standard output, or a pipe)."),
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Also write the trained model (joblib).")
+        Path | None,
+        typer.Option(
+            help="Also write the trained model: a .safetensors model file, data only (reading "
+            "it runs no code), for scactive predict."
+        ),
     ] = None,
     learner: Learner = None,
     unknown_below: UnknownBelow = None,

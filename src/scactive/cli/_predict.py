@@ -2,8 +2,8 @@
 
 ::
 
-    scactive export --session cells.scactive --out annotated.h5ad --model model.joblib
-    scactive predict model.joblib new_cells.h5ad --out new_annotated.h5ad --csv calls.csv
+    scactive export --session cells.scactive --out annotated.h5ad --model model.safetensors
+    scactive predict model.safetensors new_cells.h5ad --out new_annotated.h5ad --csv calls.csv
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def predict_command(
     model: Annotated[
         Path,
         typer.Argument(
-            help="A model file: scactive export --model, or scactive.models.save_model.",
+            help="A model file (.safetensors): scactive export --model, or "
+            "scactive.models.save_model. It holds data only; reading it runs no code.",
             show_default=False,
         ),
     ],
@@ -81,6 +82,14 @@ def predict_command(
         ),
     ] = MIN_SHARED_GENES,
     seed: Annotated[int, typer.Option(help="Random seed of the over-clustering.")] = 0,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle",
+            help="Also read a model file of the earlier pickle format (joblib). Reading a "
+            "pickle RUNS ANY CODE the file holds: use it only for a file from someone you trust.",
+        ),
+    ] = False,
     layer: opt.Layer = None,
     use_raw: opt.UseRaw = False,
     transpose: opt.Transpose = False,
@@ -108,12 +117,12 @@ def predict_command(
         from ..models import load_model
 
         try:
-            trained = load_model(model)
+            trained = load_model(model, trust_pickle=trust_pickle)
         except InputError as err:
             if model.suffix.lower() not in DATA_SUFFIXES:
                 raise
             raise InputError(
-                f"{err} MODEL comes first, then DATA: scactive predict model.joblib {model}."
+                f"{err} MODEL comes first, then DATA: scactive predict model.safetensors {model}."
             ) from None
         adata = io.read(data, transpose=transpose)
         result = predict(
