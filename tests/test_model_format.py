@@ -316,3 +316,80 @@ def test_a_registered_plugin_class_round_trips(cells, tmp_path):
     loaded = load_model(save_model(model, tmp_path / "plugin.safetensors"))
     assert isinstance(loaded.learner, NearestCentroid)
     np.testing.assert_array_equal(loaded.predict_proba(adata), model.predict_proba(adata))
+
+
+# -- any edit of a file is read or refused, never a crash -----------------------------------
+def _nodes(node, path=()):
+    """Every place in a JSON document: paths of keys and list positions."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _nodes(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _nodes(value, (*path, i))
+
+
+@pytest.mark.parametrize("name", ["mlp2", "chetah", "knn-transfer", "logreg-ovr"])
+def test_edited_documents_are_read_or_refused_with_an_input_error(cells, tmp_path, name):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    path = save_model(trained(cells, name, learner_input(name)), tmp_path / "model.safetensors")
+    with safe_open(str(path), framework="numpy") as fh:
+        document = json.loads(fh.metadata()[DOCUMENT_KEY])
+        arrays = {k: fh.get_tensor(k) for k in fh.keys()}
+    places = [p for p in _nodes(document) if p]
+    values = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**40), 2**40)
+        | st.floats(allow_subnormal=False)
+        | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["kind", "class", "state", "items", "tensor"]), inner)
+        ),
+        max_leaves=6,
+    )
+
+    @settings(
+        max_examples=int(os.environ.get("SCACTIVE_FUZZ_EXAMPLES", 100)),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(place=st.sampled_from(places), value=values)
+    def edit(place, value):
+        doc = json.loads(json.dumps(document))
+        target = doc
+        for key in place[:-1]:
+            target = target[key]
+        target[place[-1]] = value
+        out = tmp_path / "edited.safetensors"
+        save_file(arrays, str(out), metadata={DOCUMENT_KEY: json.dumps(doc)})
+        try:
+            load_model(out)
+        except InputError as err:
+            assert "\n" not in str(err)
+
+    edit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edited.safetensors", "model.safetensors"]
+
+
+def test_any_bytes_are_read_as_a_model_or_refused_with_an_input_error(cells, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    raw = save_model(trained(cells, "logreg", "scaled"), tmp_path / "m.safetensors").read_bytes()
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(cut=st.integers(0, len(raw)), junk=st.binary(max_size=64), at=st.integers(0, len(raw)))
+    def damage(cut, junk, at):
+        out = tmp_path / "damaged.safetensors"
+        out.write_bytes((raw[:at] + junk + raw[at:])[:cut] if junk else raw[:cut])
+        try:
+            load_model(out)
+        except InputError as err:
+            assert "\n" not in str(err)
+
+    damage()

@@ -14,6 +14,7 @@ import json
 import pickle
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,8 +155,9 @@ def load_model(path: str | Path, *, trust_pickle: bool = False) -> TrainedModel:
         model = _load_safetensors(path)
         _probe(model)
     except FormatError as err:
+        reason = " ".join(str(err).split())  # one paragraph
         raise InputError(
-            f"'{path}' is not a scactive model file, or a damaged one: {err}. A model file is "
+            f"'{path}' is not a scactive model file, or a damaged one: {reason}. A model file is "
             "written by `scactive export --model model.safetensors`, or in Python by "
             "scactive.models.save_model; if this one was, it was cut short or edited on the "
             "way: write it again."
@@ -209,14 +211,27 @@ def _load_safetensors(path: Path) -> TrainedModel:
         return tensors[name]
 
     try:
-        features = Decoder(tensor).decode(document.get("features"))
-        if not isinstance(features, FeatureSpace):
-            raise FormatError("its feature space is not one")
-        learner = Decoder(tensor, features).decode(document.get("learner"))
+        return _build(document, tensor)
     except RecursionError:
         raise FormatError("its document nests too deep") from None
-    if not hasattr(learner, "predict_proba"):
-        raise FormatError("its learner has no predict_proba")
+    except FormatError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError) as err:
+        # a constructor or a refit refused the values the document gave it, or a value of
+        # the wrong type stands where another is needed
+        raise FormatError(
+            f"its values do not build a model ({type(err).__name__}: {err})"
+        ) from None
+
+
+def _build(document: dict, tensor: Callable[[str], np.ndarray]) -> TrainedModel:
+    """The model a document describes, its summary lists checked against its objects."""
+    features = Decoder(tensor).decode(document.get("features"))
+    if not isinstance(features, FeatureSpace):
+        raise FormatError("its feature space is not one")
+    learner = Decoder(tensor, features).decode(document.get("learner"))
+    if not hasattr(learner, "predict_proba") or not hasattr(learner, "classes_"):
+        raise FormatError("its learner has no predict_proba or no classes")
     input_ = document.get("input")
     if input_ not in ("scaled", "log", "pca"):
         raise FormatError(f"its input {input_!r} is not one of scaled, log, pca")
@@ -228,9 +243,9 @@ def _load_safetensors(path: Path) -> TrainedModel:
         str(document.get("preset") or ""),
     )
     genes, classes = document.get("genes"), document.get("classes")
-    if genes is not None and list(genes) != [str(g) for g in np.asarray(features.genes_)]:
+    if genes != [str(g) for g in np.asarray(features.genes_).tolist()]:
         raise FormatError("its gene list differs from its feature space's")
-    if classes is not None and classes != [_plain(c) for c in model.classes.tolist()]:
+    if classes != [_plain(c) for c in model.classes.tolist()]:
         raise FormatError("its class list differs from its learner's")
     return model
 
