@@ -71,8 +71,21 @@ class Hierarchy:
                 return
             if isinstance(node, str):
                 node = [node]
+            if not isinstance(node, Mapping | list | tuple):
+                raise InputError(
+                    f"The cell-type hierarchy gives {up!r} the subtypes {_shown(node)} "
+                    f"({_kind(node)}); write its subtypes as {{}} or null (none), a list of "
+                    'names, or a tree {"subtype": {...}}, e.g. {"' + up + '": {}}.'
+                )
             items = node.items() if isinstance(node, Mapping) else ((n, None) for n in node)
             for name, children in items:
+                if not isinstance(name, str):
+                    under = f"under {up!r}" if up is not None else "at the top level"
+                    raise InputError(
+                        f"The cell-type hierarchy names a type {_shown(name)} ({_kind(name)}) "
+                        f'{under}; a type name is text: write it in quotes ("{_shown(name)}") if '
+                        "that is the type's name."
+                    )
                 name = _name(name)
                 if name in parent:
                     raise InputError(
@@ -343,6 +356,18 @@ def _name(value: object) -> str:
     if not text:
         raise InputError("The cell-type hierarchy has an empty type name; name every type.")
     return text
+
+
+def _shown(value: object) -> str:
+    """A value as JSON writes it (``false``, ``5``), for messages about a tree's values."""
+    return json.dumps(value, default=str)
+
+
+def _kind(value: object) -> str:
+    """What a JSON/YAML value is, in words (a bool is not called a number)."""
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, int | float) else f"a {type(value).__name__}"
 
 
 def _missing(value: object) -> bool:

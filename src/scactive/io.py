@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._errors import InputError
+from ._h5ad import check_h5ad, sparse_problem
 
 logger = logging.getLogger("scactive")
 
@@ -75,6 +76,7 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
         if path.is_dir():
             adata = _read_10x_folder(path)
         elif kind == ".h5ad":
+            check_h5ad(path)  # declared sizes and sparse structure, before anything is read
             adata = ad.read_h5ad(path)
         elif kind == ".h5":
             import scanpy as sc
@@ -100,6 +102,11 @@ def read(path: str | Path, *, transpose: bool = False) -> ad.AnnData:
             )
     except InputError:
         raise
+    except MemoryError as err:
+        raise InputError(
+            f"'{path}' does not fit in this machine's memory ({err}). Read it on a machine with "
+            "more memory, or subset it first."
+        ) from err
     except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as err:
         raise InputError(
             f"Could not read '{path}' as {kind or 'a 10x folder'}: {err}. The file may be "
@@ -236,6 +243,18 @@ def select_matrix(
         raise InputError(
             f"The expression matrix is empty (shape {adata.shape}). Check the file or the layer."
         )
+    if sp.issparse(matrix) and matrix.format in ("csr", "csc"):
+        axis = 0 if matrix.format == "csr" else 1
+        n_major, n_minor = matrix.shape[axis], matrix.shape[1 - axis]
+        problem = sparse_problem(
+            matrix.indptr, n_major, len(matrix.data), axis=axis,
+            indices=matrix.indices, n_minor=n_minor,
+        )  # fmt: skip
+        if problem or len(matrix.indices) != len(matrix.data):
+            raise InputError(
+                f"The expression matrix is damaged: {problem or 'its arrays differ in length.'}"
+                " Read the file again, or rebuild the matrix from its source."
+            )
     matrix = sp.csr_matrix(matrix, dtype=np.float32) if not sp.issparse(matrix) else matrix
     matrix = sp.csr_matrix(matrix.astype(np.float32, copy=False))
     out = ad.AnnData(matrix, obs=adata.obs.copy(), var=var)

@@ -96,7 +96,7 @@ class SameOrigin:
                     "use scactive teach on the session file.",
                     403,
                 )
-        elif urlsplit(origin).netloc.lower() != host.lower() or not origin.startswith("http"):
+        elif not same_origin(origin, f"{scope.get('scheme', 'http')}://{host}"):
             return (f"Requests from another web origin ({origin[:80]!r}) are refused.", 403)
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
@@ -110,6 +110,31 @@ class SameOrigin:
         if length is not None and (not length.isdigit() or int(length) > limit):
             return (f"The request body is larger than {limit} bytes.", 413)
         return None
+
+
+#: The port of a URL scheme when the URL gives none.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(origin: str, own: str) -> bool:
+    """Whether ``origin`` (an Origin header) is the server's ``own`` (its scheme and Host):
+    scheme, host and port all equal."""
+    mine = _origin(own)
+    return mine is not None and _origin(origin) == mine
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """A web origin's scheme, host and port (the scheme's default when not given), None for
+    anything else (``null``, another scheme, a malformed port): two requests share an
+    origin only when all three agree."""
+    parts = urlsplit(url.strip().lower())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or _DEFAULT_PORTS[parts.scheme]
 
 
 class TokenCheck(BaseHTTPMiddleware):

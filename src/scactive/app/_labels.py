@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -118,6 +118,8 @@ def _visible_text(label: object, what: str) -> str:
 
 
 def check_markers(markers) -> dict[str, list[str]]:
+    """Markers as ``{type: [genes]}``: each type a valid label, its genes a name or a list of
+    names (text), blanks and repeats dropped; anything else is refused, naming the type."""
     if markers is None:
         return {}
     if not isinstance(markers, Mapping):
@@ -130,7 +132,16 @@ def check_markers(markers) -> dict[str, list[str]]:
             cell_type = check_label(cell_type, "marker type")
         except SessionError as err:
             raise InputError(str(err)) from err
-        genes = [genes] if isinstance(genes, str) else list(genes)
+        if isinstance(genes, str):
+            genes = [genes]
+        elif isinstance(genes, Iterable) and not isinstance(genes, Mapping | bytes):
+            genes = list(genes)
+        if not isinstance(genes, list) or not all(isinstance(g, str) for g in genes):
+            raise InputError(
+                f"The markers of {cell_type!r} are {json.dumps(genes, default=str)[:80]}; "
+                "expected a gene name or a list of gene names (text), e.g. "
+                f'{{"{cell_type}": ["MS4A1", "CD79A"]}}; fix that entry.'
+            )
         names = out.setdefault(cell_type, [])
         for g in genes:
             g = str(g).strip()
@@ -151,7 +162,10 @@ def read_markers(path: str | Path) -> dict[str, list[str]]:
                 raise ValueError("expected an object {type: [genes]}")
         except (OSError, ValueError, UnicodeDecodeError) as err:
             raise InputError(f"Could not read the marker file '{path}': {err}.") from err
-        return check_markers(markers)
+        try:
+            return check_markers(markers)
+        except InputError as err:
+            raise InputError(f"The marker file '{path}': {err}") from err
     table = read_small_table(path, columns=("type", "gene"), what="marker file")
     markers: dict[str, list[str]] = {}
     for cell_type, gene in zip(table["type"], table["gene"], strict=True):

@@ -14,6 +14,7 @@ from .._errors import InputError, unknown_name
 from .._hierarchy import Hierarchy, as_hierarchy
 from ..io import select_matrix
 from ..models import DEFAULT_MODEL, PRESETS, shared_input
+from ._contents import check_contents, check_seed
 from ._labels import check_label, check_markers, seed_labels
 from ._levels import check_hierarchy, store_hierarchy
 from ._prepare import (
@@ -114,6 +115,7 @@ def open_session(
         meta = store.meta()
         if "dataset_checksum" in meta:
             check_same_data(meta, checksum, data.n_obs, store.path)
+            check_contents(store, meta, data.obs_names)  # before anything is written into it
             if label_key is not None and label_key != meta.get("label_key", ""):
                 warnings.warn(
                     f"label_key={label_key!r} is ignored: seed labels are read only when a "
@@ -122,8 +124,9 @@ def open_session(
                     UserWarning,
                     stacklevel=2,
                 )
+        seed = None if seed is None else check_seed(seed)
         if "seed" in meta:
-            if seed is not None and int(seed) != int(meta["seed"]):
+            if seed is not None and seed != int(meta["seed"]):
                 warnings.warn(
                     f"seed={seed} is ignored: the session keeps the seed it was created with "
                     f"({meta['seed']}), which its PCA, UMAP and rounds depend on.",

@@ -257,6 +257,13 @@ def check_min_genes(labels: pd.Series, detected: np.ndarray, n_genes: int, min_g
     )
 
 
+def first_two(embedding: np.ndarray) -> np.ndarray:
+    """The first two columns of ``embedding``, NaN for one a PCA of one component lacks."""
+    out = np.full((len(embedding), 2), np.nan, dtype=np.float32)
+    out[:, : min(2, embedding.shape[1])] = embedding[:, :2]
+    return out
+
+
 def split_sizes(n_cells: int, options: DataOptions) -> tuple[int, int]:
     """Pool size and initial labeled count for ``n_cells`` usable cells."""
     n_val = int(np.ceil(options.val_fraction * n_cells))
@@ -380,8 +387,8 @@ class SeedData:
         role[self.val] = "validation"
         role[self.pool[self.initial]] = "initial"
         pcs = np.full((len(names), 2), np.nan, dtype=np.float32)
-        pcs[self.pool] = self.embedding[:, :2]
-        pcs[self.val] = self.val_matrix("pca")[:, :2]
+        pcs[self.pool] = first_two(self.embedding)
+        pcs[self.val] = first_two(self.val_matrix("pca"))
         kept = pd.DataFrame(
             {
                 "cell": names,

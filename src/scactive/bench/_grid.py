@@ -17,7 +17,7 @@ from ..metrics import evaluate
 from ..models import get_preset, learner_input, make_learner
 from ..strategies import DEFAULT_STRATEGIES, get_strategy, strategy_names, strategy_tags
 from ..strategies._registry import canonical_name
-from ._data import DataOptions, SeedData
+from ._data import DataOptions, SeedData, first_two
 
 
 @dataclass(frozen=True)
@@ -173,8 +173,7 @@ def run_cell(
     names = seed_data.prepared.adata.obs_names[seed_data.pool]
     positions = picks.pop("position").to_numpy(dtype=np.int64)
     picks.insert(1, "cell", np.asarray(names)[positions])
-    picks["pc1"] = seed_data.embedding[positions, 0]
-    picks["pc2"] = seed_data.embedding[positions, 1]
+    picks["pc1"], picks["pc2"] = first_two(seed_data.embedding[positions]).T
     picks = (
         pd.concat([pd.DataFrame([meta] * len(picks)), picks], axis=1)
         if len(picks)

@@ -84,11 +84,10 @@ def query(
         ) as s:
             trained = s.ensure_trained()
             if trained and not trained.get("restored"):
-                estimate = trained.get("estimated_f1")
                 console.print(
                     f"Trained round {trained['round']} on {trained['n_labeled']} labeled cells "
                     f"of {trained['n_types']} types; estimated macro-F1 "
-                    f"{'n/a (one type labeled)' if estimate is None else f'{estimate:.1%}'}."
+                    f"{_estimate(trained, len(s.cells))}."
                 )
             cells = s.next_batch(n, strategy)
             remember_settings(s.path, strategy=strategy, batch_size=n)  # for exports
@@ -234,6 +233,19 @@ def export_session(
         f"({written.n_labeled} labeled cells of {len(written.labels_per_type)} types).",
         err=STDOUT in map(str, written.values()),  # the CSV alone on standard output
     )
+
+
+def _estimate(trained: dict, n_cells: int) -> str:
+    """A round's estimated macro-F1 (of the model on the unlabeled cells), or why there is
+    none: it needs two labeled types and unlabeled cells to be measured on."""
+    estimate = trained.get("estimated_f1")
+    if estimate is not None:
+        return f"{estimate:.1%}"
+    if trained["n_types"] < 2:
+        return "n/a (one type labeled)"
+    if trained["n_labeled"] >= n_cells:
+        return "n/a (every cell is labeled: no unlabeled cell is left to estimate it on)"
+    return "n/a (the cells it is measured on are all labeled)"
 
 
 def _read_answers(path: Path) -> list[dict]:
