@@ -61,6 +61,12 @@ DATASETS = {
         DataOptions(min_genes=0),
     ),
     "celseq2": (DATA / "ding2020_pbmc1_celseq2_scmoo.h5ad", "CellType", DataOptions(min_genes=0)),
+    # FACS-sorted populations: the labels are the sorting, not a tool's calls
+    "sorted": (
+        DATA / "zheng2017_sorted_pbmc_mudan.h5ad",
+        "sorted_population",
+        DataOptions(min_genes=200),
+    ),
 }
 # Not a preset: the default learner's network and training on the 2,000 scaled HVGs, no PCA.
 HVG_MLP = "mlp2-hvg"

@@ -164,6 +164,11 @@ class Decoder:
             raise FormatError(f"a neighbour index with the unknown parameters {unknown}")
         return NearestNeighbors(**params).fit(points)
 
+    def _feature_space(self, node: dict) -> Any:
+        if self.features is None:
+            raise FormatError("a reference to the feature space outside the learner")
+        return self.features
+
     def _feature_map(self, node: dict) -> Any:
         method = node.get("method")
         if method not in FEATURE_MAPS or self.features is None:

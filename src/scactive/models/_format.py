@@ -17,6 +17,7 @@ every other value as a tree of plain nodes:
 - ``{"kind": "network", ...}``: an MLP network, built from its shape and given its weights;
 - ``{"kind": "neighbors", ...}``: a scikit-learn neighbour index, built again from its
   parameters and the points it indexes;
+- ``{"kind": "feature_space"}``: the model's feature space, where a learner holds it;
 - ``{"kind": "feature_map", "method": ...}``: a step of a learner's pipeline that maps the
   feature genes to the model's PCA (``embed``) or back to log values (``unscale``).
 
@@ -52,6 +53,7 @@ CLASSES: dict[str, str] = {
     "scactive.ChetahSplit": "scactive.models._chetah:_Split",
     "scactive.KNNTransfer": "scactive.models._transfer:KNNTransfer",
     "scactive.CellTypistLogReg": "scactive.models._transfer:CellTypistLogReg",
+    "scactive.ChosenLearner": "scactive.models._choice:ChosenLearner",
     "sklearn.PCA": "sklearn.decomposition:PCA",
     "sklearn.LogisticRegression": "sklearn.linear_model:LogisticRegression",
     "sklearn.OneVsRestClassifier": "sklearn.multiclass:OneVsRestClassifier",
@@ -195,6 +197,8 @@ class Encoder:
                 "params": self.encode(value.get_params(deep=False), f"{path}.params"),
                 "points": self.encode(np.asarray(value._fit_X), f"{path}.points"),
             }
+        if value is self.features and path != "features":
+            return {"kind": "feature_space"}  # the model's own, written once
         method = getattr(value, "__func__", None)
         if method is not None and self.features is not None and value.__self__ is self.features:
             if method.__name__ in FEATURE_MAPS:

@@ -200,6 +200,8 @@ def make_learner(
     learner = preset.resolve()(**{**preset.params, **overrides})
     if "random_state" in learner.get_params():
         learner.set_params(random_state=seed)
+    if "features" in learner.get_params():  # a learner that builds others on the features
+        learner.set_params(features=features)
     if given == preset.input:
         return learner
     if given != "scaled":
@@ -310,6 +312,19 @@ _shipped(
     _LOGREG,
     params=dict(max_iter=1000),
     description="scikit-learn logistic regression on the scaled HVGs",
+)
+_shipped(
+    "logreg-log",
+    _LOGREG,
+    params=dict(max_iter=1000),
+    input="log",
+    description="logistic regression on the log-normalised HVGs (not scaled)",
+)
+_shipped(
+    "auto",
+    "scactive.models._choice:ChosenLearner",
+    stochastic=True,
+    description="chosen by 3-fold cross-validation on the labeled cells: mlp2 or logreg-log",
 )
 _shipped(
     "logreg-pca",
