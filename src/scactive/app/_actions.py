@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ._answers import ACTIVE, CURRENT_ROUND, insert_vocabulary, now
 from ._labels import check_annotator, check_label
-from ._store import ACTIVE, CURRENT_ROUND, SessionError, SessionStore, insert_vocabulary, now
+from ._store import SessionError, SessionStore
 
 #: The provenance of an action: a cluster of the map, or a shape drawn on it.
 PROVENANCE = re.compile(r"cluster:[0-9]{1,9}|lasso|box")

@@ -20,8 +20,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..loop import COLD_START_TYPES
+from ._answers import ACTIVE
 from ._evidence import TOP_GENES
-from ._store import ACTIVE
 
 #: Genes a dot plot shows at most (the markers first, then the neighbourhood's top genes).
 MAX_GENES = 40

@@ -1,11 +1,11 @@
 """What a label may be, and the labels a session starts from: seed labels from a column of
-the data, and marker genes per type from a file."""
+the data, and marker genes per type from a file; answers checked before they are recorded."""
 
 from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import anndata as ad
@@ -16,7 +16,7 @@ from ..io import MISSING_LABELS, read_small_table
 from ..loop import KINDS
 from ._export import LABEL_COLUMN
 from ._record import recorded_labels
-from ._store import SessionError
+from ._store import SessionError, UnknownCellError
 
 #: Longest label (or annotator name) accepted, in characters.
 MAX_LABEL_LENGTH = 200
@@ -220,3 +220,39 @@ def check_answer(label, kind, strategy: str, annotator=None) -> tuple:
     if not isinstance(strategy, str) or len(strategy) > MAX_LABEL_LENGTH:
         raise SessionError(f"strategy={strategy!r}; expected a short name.")
     return label, kind, strategy, check_annotator(annotator)
+
+
+def check_answers(
+    rows: Sequence[tuple], position: Mapping[str, int], proposed: Callable[[str], str]
+) -> tuple[list[tuple], list[tuple[int, SessionError]]]:
+    """Answer rows ``(cell, label, kind, strategy, annotator)`` (as :func:`answer_row` gives
+    them) checked against the session's cells (``position``: cell -> its position, in the
+    data's order): the valid rows checked by :func:`check_answer`, and the problems of the
+    others as ``(position in rows, error)``. A row without a strategy takes
+    ``proposed(cell)``, the strategy that proposed the cell."""
+    checked, problems = [], []
+    for i, (cell, label, kind, strategy, annotator) in enumerate(rows):
+        try:
+            if not isinstance(cell, str) or cell not in position:
+                raise UnknownCellError(
+                    f"Unknown cell {cell!r}: not one of the {len(position)} cells of the data "
+                    f"(e.g. {next(iter(position))!r})."
+                )
+            if strategy is None:
+                strategy = proposed(cell)
+            checked.append((cell, *check_answer(label, kind, strategy, annotator)))
+        except SessionError as err:
+            problems.append((i, err))
+    return checked, problems
+
+
+def refuse_problems(problems: Sequence[tuple[int, SessionError]], n_rows: int) -> None:
+    """Raise the problems of :func:`check_answers` (none: return): a single row's own error,
+    else one :class:`SessionError` listing the bad rows of the ``n_rows``."""
+    if not problems:
+        return
+    if n_rows == 1:
+        raise problems[0][1]
+    listed = listed_problems(problems, first=1, word="row")
+    counts = f"{len(problems)} of {n_rows}"
+    raise SessionError(f"{counts} answers are invalid, none was recorded: {listed}")

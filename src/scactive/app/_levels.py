@@ -15,8 +15,9 @@ from pathlib import Path
 from .._errors import InputError
 from .._hierarchy import Hierarchy, read_hierarchy
 from ..io import read_small_table
+from ._answers import insert_vocabulary, now
 from ._labels import check_label
-from ._store import SessionError, SessionStore, insert_vocabulary, now
+from ._store import SessionError, SessionStore
 
 #: The vocabulary source of the types a hierarchy brings.
 HIERARCHY_SOURCE = "hierarchy"

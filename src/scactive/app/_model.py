@@ -27,11 +27,11 @@ from .._random import derive_seed
 from ..loop import Engine, LabelState
 from ..loop._stopping import StoppingMonitor, StoppingRule
 from ..models import TrainedModel, make_learner
+from ._answers import now as _now
 from ._estimate import estimate_range
 from ._levels import stored_hierarchy
 from ._prepare import PreparedCells
 from ._store import SessionError, SessionStore
-from ._store import now as _now
 
 logger = logging.getLogger("scactive")
 

@@ -18,8 +18,9 @@ import numpy as np
 
 from .._hierarchy import Hierarchy
 from .._meta import package_version
+from ._answers import now
 from ._export import RECORD_KEY
-from ._store import SessionStore, now
+from ._store import SessionStore
 
 #: The record's layout version (``settings['format']``).
 RECORD_FORMAT = 1

@@ -37,7 +37,7 @@ from ._export import (
     write_csv,
     write_h5ad,
 )
-from ._labels import answer_row, check_answer, listed_problems
+from ._labels import answer_row, check_answers, refuse_problems
 from ._model import SessionModel, Snapshot, round_summary, stopping_summary
 from ._prepare import PreparedCells, recorded_source
 from ._record import session_record
@@ -184,13 +184,8 @@ class Session:
         Each row is ``(cell, label[, kind[, strategy[, annotator]]])`` or a mapping.
         """
         rows = [answer_row(r) for r in rows]
-        checked, problems = self._check_rows(rows)
-        if problems:
-            if len(rows) == 1:
-                raise problems[0][1]
-            listed = listed_problems(problems, first=1, word="row")
-            counts = f"{len(problems)} of {len(rows)}"
-            raise SessionError(f"{counts} answers are invalid, none was recorded: {listed}")
+        checked, problems = check_answers(rows, self._position, self._proposed_by)
+        refuse_problems(problems, len(rows))
         ids, added = self._store.add_answers(checked)
         if added:
             logger.info("new cell types in the vocabulary: %s", ", ".join(map(repr, added)))
@@ -198,27 +193,13 @@ class Session:
 
     def validate_answers(self, rows: Iterable) -> list[tuple[int, SessionError]]:
         """The problems of answer rows (position, error) without recording anything."""
-        return self._check_rows([answer_row(r) for r in rows])[1]
+        rows = [answer_row(r) for r in rows]
+        return check_answers(rows, self._position, self._proposed_by)[1]
 
-    def _check_rows(self, rows: list[tuple]) -> tuple[list[tuple], list[tuple[int, SessionError]]]:
-        checked, problems = [], []
-        for i, row in enumerate(rows):
-            try:
-                checked.append(self._check_answer(*row))
-            except SessionError as err:
-                problems.append((i, err))
-        return checked, problems
-
-    def _check_answer(self, cell, label, kind, strategy, annotator) -> tuple:
-        if not isinstance(cell, str) or cell not in self._position:
-            raise UnknownCellError(
-                f"Unknown cell {cell!r}: not one of the {len(self.cells)} cells of the data "
-                f"(e.g. {self.cells[0]!r})."
-            )
-        if strategy is None:
-            with self._proposed_lock:
-                strategy = self._proposed.get(cell, "user")
-        return (cell, *check_answer(label, kind, strategy, annotator))
+    def _proposed_by(self, cell: str) -> str:
+        """The strategy that proposed ``cell`` (``user`` for a cell no batch held)."""
+        with self._proposed_lock:
+            return self._proposed.get(cell, "user")
 
     def undo(self, answer_id: int | None = None) -> dict | None:
         """Undo an answer; the undo of a relabel restores the previous label.

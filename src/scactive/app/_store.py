@@ -11,7 +11,9 @@ which take the write lock up front: a read that later turns into a write can the
 with "database is locked", and other connections wait up to ``busy_timeout`` instead.
 
 Nothing is deleted: a relabel adds an answer and marks the old one ``superseded_by``, an undo
-marks the answer ``undone`` and re-activates the one it superseded.
+marks the answer ``undone`` and re-activates the one it superseded. The statements the store
+shares with the other writers of the file (what a current answer is, the vocabulary's growth)
+are in :mod:`._answers`.
 """
 
 from __future__ import annotations
@@ -20,29 +22,20 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from .._errors import InputError
-from ._sqlite import connect, database_errors
-
-#: The keys of an answer: its row in ``answers``, and the provenance of its action (if any).
-ANSWER_KEYS = (
-    "id", "cell", "label", "kind", "round", "strategy", "origin", "answered_at", "supersedes",
-    "superseded_by", "undone", "undone_at", "annotator", "action", "provenance",
-)  # fmt: skip
-_SELECT_ANSWERS = (
-    "SELECT "
-    + ", ".join(f"a.{k}" for k in ANSWER_KEYS[:-1])
-    + ", x.provenance FROM answers a LEFT JOIN actions x ON x.id = a.action"
+from ._answers import (
+    ACTIVE,
+    CURRENT_ROUND,
+    SELECT_ANSWERS,
+    answer_dict,
+    insert_vocabulary,
+    now,
 )
-#: An answer that is current: neither undone nor replaced.
-ACTIVE = "undone = 0 AND superseded_by IS NULL"
-_ACTIVE = ACTIVE
-#: The round new answers belong to: one past the last training round.
-CURRENT_ROUND = "(SELECT COALESCE(MAX(round) + 1, 0) FROM rounds)"
+from ._sqlite import connect, database_errors
 
 
 class SessionError(InputError):
@@ -54,11 +47,6 @@ class UnknownCellError(SessionError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
-
-
-def now() -> str:
-    """The time in UTC, ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class SessionStore:
@@ -256,7 +244,7 @@ class SessionStore:
             )
             for cell, label, kind, strategy, annotator in rows:
                 old = conn.execute(
-                    f"SELECT id FROM answers WHERE cell = ? AND {_ACTIVE}", (cell,)
+                    f"SELECT id FROM answers WHERE cell = ? AND {ACTIVE}", (cell,)
                 ).fetchone()
                 if old is not None:  # deactivate first: one active answer per cell, always
                     conn.execute("UPDATE answers SET superseded_by = -1 WHERE id = ?", old)
@@ -283,16 +271,16 @@ class SessionStore:
         with self._write() as conn:
             if answer_id is None:
                 row = conn.execute(
-                    f"{_SELECT_ANSWERS} WHERE {_ACTIVE} AND origin = 'user' "
+                    f"{SELECT_ANSWERS} WHERE {ACTIVE} AND origin = 'user' "
                     "ORDER BY a.id DESC LIMIT 1"
                 ).fetchone()
                 if row is None:
                     return None
             else:
-                row = conn.execute(f"{_SELECT_ANSWERS} WHERE a.id = ?", (answer_id,)).fetchone()
+                row = conn.execute(f"{SELECT_ANSWERS} WHERE a.id = ?", (answer_id,)).fetchone()
                 if row is None:
                     raise SessionError(f"No answer has id {answer_id!r}.")
-            answer = _answer(row)
+            answer = answer_dict(row)
             if answer["action"] is not None:  # one answer of an action: the whole action
                 return _undo_action(conn, answer)
             if answer["undone"] or answer["superseded_by"] is not None:
@@ -320,14 +308,14 @@ class SessionStore:
     def active_answers(self) -> list[dict]:
         """The current answer of every answered cell, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(f"{_SELECT_ANSWERS} WHERE {_ACTIVE} ORDER BY a.id").fetchall()
-        return [_answer(r) for r in rows]
+            rows = conn.execute(f"{SELECT_ANSWERS} WHERE {ACTIVE} ORDER BY a.id").fetchall()
+        return [answer_dict(r) for r in rows]
 
     def history(self) -> list[dict]:
         """Every answer ever given, undone and superseded ones included, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(f"{_SELECT_ANSWERS} ORDER BY a.id").fetchall()
-        return [_answer(r) for r in rows]
+            rows = conn.execute(f"{SELECT_ANSWERS} ORDER BY a.id").fetchall()
+        return [answer_dict(r) for r in rows]
 
     # -- rounds ----------------------------------------------------------------------------
     def current_round(self) -> int:
@@ -365,7 +353,7 @@ def _put_embedding(conn: sqlite3.Connection, name: str, values: np.ndarray) -> N
 def _undo_action(conn: sqlite3.Connection, answer: dict) -> dict:
     """Undo every current answer of ``answer``'s action, re-activating what they replaced."""
     rows = conn.execute(
-        f"SELECT id, supersedes FROM answers WHERE action = ? AND {_ACTIVE}", (answer["action"],)
+        f"SELECT id, supersedes FROM answers WHERE action = ? AND {ACTIVE}", (answer["action"],)
     ).fetchall()
     if not rows:
         raise SessionError(
@@ -383,28 +371,8 @@ def _undo_action(conn: sqlite3.Connection, answer: dict) -> dict:
     return {**answer, "undone": 1, "undone_at": stamp, "n_undone": len(rows)}
 
 
-def insert_vocabulary(
-    conn: sqlite3.Connection, entries: Iterable[tuple[str, str]], stamp: str
-) -> list[str]:
-    """Add ``(label, source)`` entries not in the vocabulary yet, in a transaction of
-    ``conn``; returns the labels added."""
-    added = []
-    for label, source in entries:
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO vocabulary (label, added_at, source) VALUES (?, ?, ?)",
-            (label, stamp, source),
-        )
-        if cursor.rowcount:
-            added.append(label)
-    return added
-
-
 def _seed_row(seed: Sequence, stamp: str) -> tuple:
     """A seed ``(cell, label[, annotator, answered_at])`` as the row it is stored as."""
     cell, label, *given = seed
     annotator, answered_at = (*given, None, None)[:2]
     return cell, label, answered_at or stamp, annotator
-
-
-def _answer(row: tuple) -> dict:
-    return dict(zip(ANSWER_KEYS, row, strict=True))

@@ -5,9 +5,8 @@ from .._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     attributes={
+        "._options": ("PREPARATION", "DataOptions"),
         "._data": (
-            "PREPARATION",
-            "DataOptions",
             "PreparedData",
             "SeedData",
             "prepare",

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._errors import InputError
-from ._data import DataOptions, PreparedData, prepare
+from ._data import PreparedData, prepare
 from ._execute import Result, Task, WorkerData, hold_one_thread, register_here, registered_here
 from ._grid import GridOptions
+from ._options import DataOptions
 
 #: How to install what a cluster run needs.
 INSTALL = 'pip install "scactive[distributed]"'

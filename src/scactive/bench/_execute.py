@@ -19,8 +19,9 @@ from .._errors import InputError
 from .._threads import set_threads
 from ..models._registry import PRESETS, user_learners
 from ..strategies._registry import register_strategy, user_strategies
-from ._data import DataOptions, PreparedData, SeedData
+from ._data import PreparedData, SeedData
 from ._grid import GridCell, GridOptions, run_ceiling, run_cell
+from ._options import DataOptions
 
 if TYPE_CHECKING:
     from ._distributed import DataSource

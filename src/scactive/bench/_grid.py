@@ -17,7 +17,8 @@ from ..metrics import evaluate
 from ..models import get_preset, learner_input, make_learner
 from ..strategies import DEFAULT_STRATEGIES, get_strategy, strategy_names, strategy_tags
 from ..strategies._registry import canonical_name
-from ._data import DataOptions, SeedData, first_two
+from ._data import SeedData, first_two
+from ._options import DataOptions
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ def learner_names() -> str:
 
 def initial_strategy_names() -> str:
     """How the initial cells may be chosen (``--initial-strategy``), for a help text."""
-    from ..bench._data import INITIAL_STRATEGIES
+    from ..bench._options import INITIAL_STRATEGIES
 
     return names(INITIAL_STRATEGIES)
 
