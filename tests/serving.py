@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -50,7 +51,10 @@ class Server:
                 line = ""
             if line is None or time.monotonic() > deadline:
                 raise AssertionError(f"the server did not start: {''.join(self.output)}")
-            if f":{self.port}/" in line:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+            if found and (self.port == 0 or int(found[1]) == self.port):
+                self.port = int(found[1])  # with --port 0, the one the system picked
+                self.origin = f"http://127.0.0.1:{self.port}"
                 return
 
     def call(self, path: str, body: dict | None = None) -> dict:

@@ -70,12 +70,20 @@ def query_refused(tmp_path: Path, data: Path, *args, words=()) -> str:
 
 
 # -- the port ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("port", ["70000", "-1", "0", "65536"])
+@pytest.mark.parametrize("port", ["70000", "-1", "65536"])
 def test_a_port_out_of_range_is_refused(port, data, tmp_path):
     before = digest(tmp_path)
     result = invoke("annotate", data, "--session", tmp_path / "s.scactive", "--port", port)
-    refused(result, f"--port {port}", "1 to 65535")
+    refused(result, f"--port {port}", "1 to 65535, or 0")
     assert digest(tmp_path) == before
+
+
+def test_port_0_listens_on_a_free_port_and_says_which(data, tmp_path):
+    from serving import Server
+
+    with Server(data, tmp_path / "s.scactive", 0) as server:
+        assert server.port > 0
+        assert "vocabulary" in server.call("/api/state")
 
 
 # -- damaged h5ad files -----------------------------------------------------------------------

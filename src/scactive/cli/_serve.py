@@ -44,7 +44,9 @@ def annotate(
     host: Annotated[
         str, typer.Option(help="Address to listen on; beyond 127.0.0.1 a token is required.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (1 to 65535).")] = 8765,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (1 to 65535; 0: a free port the system picks).")
+    ] = 8765,
     token: Annotated[
         str | None,
         typer.Option(
@@ -69,16 +71,18 @@ def annotate(
     try:
         opt.load_plugins(plugin)
         check_batch_size(batch_size, name="--batch-size", most=MAX_BATCH)
-        if not 1 <= port <= 65535:
+        if not 0 <= port <= 65535:
             raise InputError(
-                f"--port {port} is out of range: give a port from 1 to 65535 (the "
-                "default is 8765; ports below 1024 need administrator rights)."
+                f"--port {port} is out of range: give a port from 1 to 65535, or 0 for a free "
+                "port the system picks (the default is 8765; ports below 1024 need "
+                "administrator rights)."
             )
         if token is None and not _is_loopback(host):
             token = secrets.token_urlsafe(24)
         # local mode answers to loopback names only; with a token, to any name
         hosts = None if token else LOOPBACK_NAMES | {host}
         listening = _listen(host, port)  # first: a port in use fails before the data is read
+        port = listening.getsockname()[1]  # the port the system picked for 0
     except InputError as err:
         fail(err)
     try:
