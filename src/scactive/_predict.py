@@ -128,25 +128,13 @@ def predict(
         over_clustering=over_clustering,
     )
     clusters = given_clusters(adata, over_clustering) if over_clustering is not None else None
-    if not isinstance(model, TrainedModel):
-        if not isinstance(model, str | Path):
-            raise InputError(
-                f"model={type(model).__name__}; expected a TrainedModel or the path of a "
-                "model file (scactive export --model, scactive.models.save_model)."
-            )
-        model = load_model(model)
+    model = _trained_model(model)
     log, counts = log_normalised(adata, layer=layer, use_raw=use_raw)
     genes, matched = model_genes(log, model.genes, min_shared_genes=min_shared_genes)
     proba = model.predict_proba(genes)
     classes = proba.columns.to_numpy(dtype=object)
     values = proba.to_numpy(dtype=np.float32)
-    best = values.argmax(axis=1)
-    prediction = classes[best]
-    confidence = values[np.arange(len(values)), best]
-    table = pd.DataFrame(index=adata.obs_names.copy())
-    table[PREDICTION] = pd.Categorical(prediction)
-    table[CONFIDENCE] = confidence
-    table[CALL] = pd.Categorical(call_labels(prediction, confidence, unknown_below))
+    table = calls_table(adata.obs_names, classes, values, unknown_below)
     if majority_vote:
         if clusters is None:
             clusters = over_cluster(log, resolution=resolution, rng=rng)
@@ -165,20 +153,51 @@ def predict(
         "model_version": model.version or "",
     }
     out = adata if inplace else adata.copy()
+    _write_results(out, table, values, info)
+    return table if inplace else out
+
+
+def _trained_model(model: TrainedModel | str | Path) -> TrainedModel:
+    """``model`` itself, or the model file it names, read."""
+    if isinstance(model, TrainedModel):
+        return model
+    if not isinstance(model, str | Path):
+        raise InputError(
+            f"model={type(model).__name__}; expected a TrainedModel or the path of a "
+            "model file (scactive export --model, scactive.models.save_model)."
+        )
+    return load_model(model)
+
+
+def _write_results(out: ad.AnnData, table: pd.DataFrame, proba: np.ndarray, info: dict) -> None:
+    """The per-cell columns into ``out.obs``, the probabilities and ``info`` beside them."""
     for column in table.columns:
         out.obs[column] = table[column].to_numpy() if column == CONFIDENCE else table[column].array
-    out.obsm[PROBA_KEY] = values
+    out.obsm[PROBA_KEY] = proba
     out.uns[UNS_KEY] = info
-    n_unknown = int((table[CALL] == UNKNOWN).sum())
     logger.info(
         "predicted %d cells with %d of %d model genes; %d unknown (confidence < %g)",
         len(table),
         info["n_shared_genes"],
         info["n_model_genes"],
-        n_unknown,
-        unknown_below,
+        int((table[CALL] == UNKNOWN).sum()),
+        info["unknown_below"],
     )
-    return table if inplace else out
+
+
+def calls_table(
+    cells: pd.Index, classes: np.ndarray, proba: np.ndarray, unknown_below: float
+) -> pd.DataFrame:
+    """Per cell: the most probable of ``classes`` (``proba``: cells x classes), its
+    probability, and the call (``unknown`` below ``unknown_below``)."""
+    best = proba.argmax(axis=1)
+    prediction = classes[best]
+    confidence = proba[np.arange(len(proba)), best]
+    table = pd.DataFrame(index=cells.copy())
+    table[PREDICTION] = pd.Categorical(prediction)
+    table[CONFIDENCE] = confidence
+    table[CALL] = pd.Categorical(call_labels(prediction, confidence, unknown_below))
+    return table
 
 
 def given_clusters(adata: ad.AnnData, over_clustering: str | Sequence) -> np.ndarray:

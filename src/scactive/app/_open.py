@@ -98,14 +98,7 @@ def open_session(
             raise unknown_name(name, value, PRESETS)
     markers = check_markers(markers)
     hierarchy = None if hierarchy is None else check_hierarchy(as_hierarchy(hierarchy))
-    # what the session an export came from had: its tree, vocabulary and markers
-    carried = recorded_hierarchy(adata)
-    carried_vocabulary, carried_markers = recorded_vocabulary(adata), recorded_markers(adata)
-    for label, _ in carried_vocabulary:
-        try:
-            check_label(label)
-        except SessionError as err:
-            raise InputError(f"uns['scactive']['vocabulary'] of the data: {err}") from err
+    carried, carried_vocabulary, carried_markers = _carried(adata)
     data = select_matrix(adata, layer=layer, use_raw=use_raw)
     checksum = dataset_checksum(data)
     seeds = seed_labels(adata, label_key) if label_key is not None else []
@@ -114,63 +107,18 @@ def open_session(
     try:
         meta = store.meta()
         if "dataset_checksum" in meta:
-            check_same_data(meta, checksum, data.n_obs, store.path)
-            check_contents(store, meta, data.obs_names)  # before anything is written into it
-            if label_key is not None and label_key != meta.get("label_key", ""):
-                warnings.warn(
-                    f"label_key={label_key!r} is ignored: seed labels are read only when a "
-                    f"session is created (this one was created with "
-                    f"label_key={meta.get('label_key') or None!r}).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        seed = None if seed is None else check_seed(seed)
-        if "seed" in meta:
-            if seed is not None and seed != int(meta["seed"]):
-                warnings.warn(
-                    f"seed={seed} is ignored: the session keeps the seed it was created with "
-                    f"({meta['seed']}), which its PCA, UMAP and rounds depend on.",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            seed = int(meta["seed"])
-        seed = 0 if seed is None else int(seed)
+            _check_existing(store, meta, checksum, data, label_key)
+        seed = _session_seed(meta, seed)
         new = "dataset_checksum" not in meta  # a new session takes on what an export carries
-        if new and carried is not None:
-            hierarchy = check_hierarchy(
-                carried
-                if hierarchy is None
-                else carried.merged(
-                    hierarchy, mine="hierarchy the export carries", theirs="one given"
-                )
-            )
-        if new and carried_markers:
-            markers = check_markers(
-                {
-                    t: [*carried_markers.get(t, []), *markers.get(t, [])]
-                    for t in {**carried_markers, **markers}
-                }  # fmt: skip
-            )
+        if new:
+            hierarchy, markers = _take_on(carried, carried_markers, hierarchy, markers)
         model = model or meta.get("model") or DEFAULT_MODEL
         prepared = prepare_cells(data, seed, shared_input(model, cv_model or model))
         umap = store.embedding("umap")
         if umap is None:
-            umap = input_umap(adata) if use_input_umap else None
-            if umap is None:
-                umap = compute_umap(prepared.pca, seed)
-            else:
-                logger.info("showing the input's obsm['X_umap']")
+            umap = _first_umap(adata, prepared, seed, use_input=use_input_umap)
             created = store.initialize(
-                dict(
-                    schema_version=SCHEMA_VERSION,
-                    dataset_checksum=checksum,
-                    n_cells=data.n_obs,
-                    label_key=label_key or "",
-                    matrix=f"layer {layer}" if layer else ("raw" if use_raw else "X"),
-                    model=model,
-                    seed=seed,
-                    strategy_default="entropy",
-                ),
+                _new_meta(checksum, data.n_obs, label_key, layer, use_raw, model=model, seed=seed),
                 embeddings={"umap": umap},
                 seeds=seeds,
                 vocabulary=[
@@ -190,10 +138,9 @@ def open_session(
         if hierarchy is not None:
             store_hierarchy(store, hierarchy)
         if source is not None:
-            recorded = source_meta(source, read_options or {}, layer=layer, use_raw=use_raw)
-            current = store.meta()
-            if any(current.get(k) != v for k, v in recorded.items()):
-                store.set_meta(**recorded)
+            _record_source(
+                store, source_meta(source, read_options or {}, layer=layer, use_raw=use_raw)
+            )
         session = Session(store, adata, prepared, umap, model=model, seed=seed, cv_model=cv_model)
         session._evidence.resolve_markers(markers, warn=True)  # name given genes not in the data
         return session
@@ -202,3 +149,96 @@ def open_session(
         if created:  # a new session file holding no session yet is removed
             forget_new(store.path, err)
         raise
+
+
+def _carried(adata: ad.AnnData):
+    """What the session an export came from had: its tree, its vocabulary (each label
+    checked) and its markers."""
+    hierarchy, vocabulary = recorded_hierarchy(adata), recorded_vocabulary(adata)
+    markers = recorded_markers(adata)
+    for label, _ in vocabulary:
+        try:
+            check_label(label)
+        except SessionError as err:
+            raise InputError(f"uns['scactive']['vocabulary'] of the data: {err}") from err
+    return hierarchy, vocabulary, markers
+
+
+def _session_seed(meta: Mapping[str, str], seed: int | None) -> int:
+    """The seed of a session: the one it was created with (another one given is warned
+    about), else ``seed``, else 0."""
+    seed = None if seed is None else check_seed(seed)
+    if "seed" not in meta:
+        return 0 if seed is None else int(seed)
+    if seed is not None and seed != int(meta["seed"]):
+        warnings.warn(
+            f"seed={seed} is ignored: the session keeps the seed it was created with "
+            f"({meta['seed']}), which its PCA, UMAP and rounds depend on.",
+            UserWarning,
+            stacklevel=3,  # the caller of open_session
+        )
+    return int(meta["seed"])
+
+
+def _take_on(carried, carried_markers: Mapping, hierarchy, markers: Mapping):
+    """A new session's hierarchy and markers: the given ones joined to an export's."""
+    if carried is not None:
+        hierarchy = check_hierarchy(
+            carried
+            if hierarchy is None
+            else carried.merged(hierarchy, mine="hierarchy the export carries", theirs="one given")
+        )
+    if carried_markers:
+        markers = check_markers(
+            {
+                t: [*carried_markers.get(t, []), *markers.get(t, [])]
+                for t in {**carried_markers, **markers}
+            }  # fmt: skip
+        )
+    return hierarchy, markers
+
+
+def _record_source(store: SessionStore, recorded: Mapping[str, str]) -> None:
+    """Record where the data were read from, when it differs from what the file says."""
+    current = store.meta()
+    if any(current.get(k) != v for k, v in recorded.items()):
+        store.set_meta(**recorded)
+
+
+def _check_existing(store: SessionStore, meta: Mapping, checksum: str, data, label_key) -> None:
+    """Refuse a session file made for other data or holding what the data lack (before
+    anything is written into it); warn that ``label_key`` is read only at creation."""
+    check_same_data(meta, checksum, data.n_obs, store.path)
+    check_contents(store, meta, data.obs_names)
+    if label_key is not None and label_key != meta.get("label_key", ""):
+        warnings.warn(
+            f"label_key={label_key!r} is ignored: seed labels are read only when a "
+            f"session is created (this one was created with "
+            f"label_key={meta.get('label_key') or None!r}).",
+            UserWarning,
+            stacklevel=3,  # the caller of open_session
+        )
+
+
+def _first_umap(adata: ad.AnnData, prepared, seed: int, *, use_input: bool):
+    """A new session's map: the input's ``obsm['X_umap']`` when asked for and fitting, else
+    a UMAP of the cells' PCA."""
+    umap = input_umap(adata) if use_input else None
+    if umap is None:
+        return compute_umap(prepared.pca, seed)
+    logger.info("showing the input's obsm['X_umap']")
+    return umap
+
+
+def _new_meta(checksum, n_cells, label_key, layer, use_raw, *, model, seed) -> dict:
+    """What a new session file records of its data and settings."""
+    return dict(
+        schema_version=SCHEMA_VERSION,
+        dataset_checksum=checksum,
+        n_cells=n_cells,
+        label_key=label_key or "",
+        matrix=f"layer {layer}" if layer else ("raw" if use_raw else "X"),
+        model=model,
+        seed=seed,
+        strategy_default="entropy",
+    )

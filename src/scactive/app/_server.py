@@ -14,12 +14,10 @@ from collections.abc import Iterable
 from importlib.resources import files
 from typing import Any
 
-import numpy as np
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from .._checks import check_batch_size
@@ -29,20 +27,16 @@ from ._dotplot_routes import dotplot_routes
 from ._guard import (
     LOOPBACK_NAMES,
     MAX_BATCH,
-    MAX_ID,
     BadRequest,
     SameOrigin,
     TokenCheck,
     error_reply,
     host_name,
-    json_body,
-    text_field,
-    whole_field,
 )
 from ._labels import check_annotator
-from ._map import session_map
-from ._map_routes import json_safe, map_routes
+from ._map_routes import map_routes
 from ._record import remember_settings
+from ._session_routes import session_routes, strategy_names
 from ._store import UnknownCellError
 
 logger = logging.getLogger("scactive")
@@ -169,8 +163,8 @@ def create_app(
     carry the token. See :class:`SameOrigin`.
     """
     check_batch_size(batch_size, most=MAX_BATCH)
-    if strategy not in _strategies():
-        raise InputError(f"Unknown strategy {strategy!r}; valid: {sorted(_strategies())}.")
+    if strategy not in strategy_names():
+        raise InputError(f"Unknown strategy {strategy!r}; valid: {sorted(strategy_names())}.")
     annotator = check_annotator(annotator)
     if hosts is None:
         hosts = None if token else LOOPBACK_NAMES
@@ -194,127 +188,6 @@ def create_app(
         body = files("scactive.app").joinpath("static", name).read_text("utf-8")
         return Response(body, media_type=_STATIC[name])
 
-    async def state(request: Request) -> Response:
-        status = session.status()
-        batch = trainer.state()
-        answers = session.labels().set_index("cell")
-        answered = [c for c in batch["batch"] if c in answers.index]
-        shown = answers.loc[answered]
-        out = {
-            **status,
-            **batch,
-            "pending": [c for c in batch["batch"] if c not in answers.index],
-            "vocabulary": [v["label"] for v in status["vocabulary"]],
-            "cv_accuracy_history": [r["cv_accuracy"] for r in status["cv_history"]],
-            "estimated_f1_history": [r["estimated_f1"] for r in status["cv_history"]],
-            "batch_answers": {
-                cell: row.label if row.kind == "label" else row.kind
-                for cell, row in shown.iterrows()
-            },
-            "strategies": sorted(_strategies()),
-            "annotator": annotator,
-            "obs_columns": session.map.obs_columns(),  # categorical columns to colour by
-            # where the batch's cells are in the map (GET /api/map), which carries no names
-            "positions": dict(
-                zip(batch["batch"], session.cells.get_indexer(batch["batch"]).tolist(), strict=True)
-            ),
-        }
-        return JSONResponse(json_safe(out))
-
-    async def embedding(request: Request) -> Response:
-        table = session.embedding().set_index("cell")
-        answers = session.labels().set_index("cell")
-        table["label"] = answers["label"].reindex(table.index)
-        predictions = session.predictions()
-        if len(predictions):
-            predictions = predictions.set_index("cell").reindex(table.index)
-            table["predicted"] = predictions["predicted"]
-            table["confidence"] = predictions["confidence"]
-        else:
-            table["predicted"] = None
-            table["confidence"] = np.nan
-        columns = {
-            "cell": table.index.tolist(),
-            "x": table["umap1"].to_numpy(float),
-            "y": table["umap2"].to_numpy(float),
-            "label": table["label"].astype(object).where(table["label"].notna(), None).tolist(),
-            "predicted": table["predicted"]
-            .astype(object)
-            .where(table["predicted"].notna(), None)
-            .tolist(),
-            "confidence": table["confidence"].to_numpy(float),
-            "round": session.status()["round"],
-        }
-        return JSONResponse(json_safe(columns))
-
-    async def cell_map(request: Request) -> Response:
-        # about 0.2 s at 10**6 cells: in a worker thread, so other requests are answered
-        body = await run_in_threadpool(session_map, session)
-        return Response(
-            body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"}
-        )
-
-    async def evidence(request: Request) -> Response:
-        return JSONResponse(json_safe(session.cell_evidence(request.path_params["cell"])))
-
-    async def answer(request: Request) -> Response:
-        body = await json_body(request, ("cell", "label", "kind", "annotator"))
-        cell = text_field(body, "cell")
-        if cell is None:
-            raise BadRequest("'cell' must be text: the id of the cell answered.")
-        kind = text_field(body, "kind", default="label", max_length=40)
-        label = text_field(body, "label", max_length=10_000)
-        # the page's name field, else the server's --annotator; blank counts as none
-        name = text_field(body, "annotator", max_length=10_000)
-        name = annotator if name is None or not name.strip() else name
-        # validates cell, kind, label and name
-        answer_id = session.answer(cell, label, kind=kind, annotator=name)
-        trainer.after_answers()
-        return JSONResponse({"id": answer_id, "pending": trainer.pending()})
-
-    async def undo(request: Request) -> Response:
-        # with an id, this tab's own answer: several tabs on one session undo their own
-        body = await json_body(request, ("id",))
-        undone = session.undo(whole_field(body, "id", low=1, high=MAX_ID))
-        return JSONResponse(json_safe({"undone": undone}))
-
-    async def next_batch(request: Request) -> Response:
-        body = await json_body(request, ("strategy", "batch_size"))
-        strategy_name = text_field(body, "strategy", default=trainer.strategy, max_length=100)
-        if strategy_name not in _strategies():
-            raise BadRequest(
-                f"Unknown strategy {strategy_name[:40]!r}; valid: {sorted(_strategies())}."
-            )
-        size = whole_field(body, "batch_size", low=1, high=MAX_BATCH, default=trainer.batch_size)
-        started = trainer.start(strategy=strategy_name, batch_size=size)
-        if started:
-            await run_in_threadpool(
-                remember_settings, session.path, strategy=strategy_name, batch_size=size
-            )
-        return JSONResponse({"started": started})
-
-    async def export(request: Request) -> Response:
-        body = await json_body(request, ("overwrite",))
-        overwrite = body.get("overwrite", False)
-        if not isinstance(overwrite, bool):
-            raise BadRequest("'overwrite' must be true or false.")
-        paths = session.export_paths(overwrite=overwrite)
-        if session.trained_model() is None:
-            paths.pop("model")
-        # seconds of writing for a large dataset: in a worker thread, so the page's other
-        # requests are answered meanwhile
-        targets = {f"path_{kind}": path for kind, path in paths.items()}
-        written = await run_in_threadpool(session.export, **targets)
-        return JSONResponse({"written": [str(p) for p in written.values()]})
-
-    async def handle_bad(request: Request, exc: BadRequest) -> Response:
-        return error_reply(str(exc), exc.status)
-
-    async def handle_input(request: Request, exc: InputError) -> Response:
-        if isinstance(exc, DiskFull):  # 507 Insufficient Storage: space, not the request
-            return error_reply(str(exc), 507)
-        return error_reply(str(exc), 404 if isinstance(exc, UnknownCellError) else 422)
-
     middleware = [Middleware(SameOrigin, hosts=allowed, need_origin=not token)]
     if token:
         middleware.append(Middleware(TokenCheck, token=token))
@@ -322,19 +195,12 @@ def create_app(
         routes=[
             Route("/", index),
             Route("/static/{name}", static),
-            Route("/api/state", state),
-            Route("/api/embedding", embedding),
-            Route("/api/map", cell_map),
+            *session_routes(session, trainer, annotator=annotator),
             *map_routes(session, after_answers=trainer.after_answers, annotator=annotator),
             *dotplot_routes(session, trainer_state=trainer.state, pending=trainer.pending),
-            Route("/api/cells/{cell:path}", evidence),
-            Route("/api/answer", answer, methods=["POST"]),
-            Route("/api/undo", undo, methods=["POST"]),
-            Route("/api/next", next_batch, methods=["POST"]),
-            Route("/api/export", export, methods=["POST"]),
         ],
         middleware=middleware,
-        exception_handlers={BadRequest: handle_bad, InputError: handle_input},
+        exception_handlers={BadRequest: _handle_bad, InputError: _handle_input},
     )
     app.state.trainer = trainer
     if not trainer.pending():
@@ -344,6 +210,16 @@ def create_app(
         # the map's clusters: computed once into the session file, read back when reopened
         _in_background(session.map.clusters)
     return app
+
+
+async def _handle_bad(request: Request, exc: BadRequest) -> Response:
+    return error_reply(str(exc), exc.status)
+
+
+async def _handle_input(request: Request, exc: InputError) -> Response:
+    if isinstance(exc, DiskFull):  # 507 Insufficient Storage: space, not the request
+        return error_reply(str(exc), 507)
+    return error_reply(str(exc), 404 if isinstance(exc, UnknownCellError) else 422)
 
 
 def _in_background(work, *args) -> None:
@@ -357,9 +233,3 @@ def _in_background(work, *args) -> None:
             logger.info("not prepared ahead: %s", err)
 
     threading.Thread(target=run, daemon=True).start()
-
-
-def _strategies() -> set[str]:
-    from ..strategies import STRATEGIES
-
-    return set(STRATEGIES)
