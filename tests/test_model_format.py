@@ -230,12 +230,14 @@ def _edits(tmp_path, path):
     header = tmp_path / "header.safetensors"
     header.write_bytes(raw[:20])
     (tmp_path / "text.safetensors").write_text("not a model")
+    (tmp_path / "x.safetensors").write_text("x-ray notes")  # 'x' opens zlib data too
     (tmp_path / "empty.safetensors").write_bytes(b"")
     save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "other.safetensors"))
     return {
         "truncated": (cut, "cut short|cannot be read"),
         "header only": (header, "cut short|cannot be read"),
         "text": (tmp_path / "text.safetensors", "not a safetensors file"),
+        "text opening with x": (tmp_path / "x.safetensors", "not a safetensors file"),
         "empty": (tmp_path / "empty.safetensors", "not a safetensors file"),
         "another program's": (tmp_path / "other.safetensors", "no scactive document"),
         "newer format": (

@@ -36,13 +36,12 @@ FORMAT, FORMAT_VERSION = "scactive-model", 1
 DOCUMENT_KEY = "scactive"
 #: How the model's training cells were normalised (``scactive.pp.normalize``).
 NORMALISATION = {"target_sum": 1e4, "log1p": True, "counts_detected": "whole numbers"}
-#: The default name of a model file.
-MODEL_SUFFIX = ".safetensors"
 _STACK = ("numpy", "scikit-learn", "torch", "safetensors")
-# first bytes of a pickle (protocol 2+) and of joblib's compressed files
+# first bytes of a pickle (protocol 2 to 5) and of joblib's compressed files (zlib at each
+# level, gzip, bz2, xz, lzma, lz4)
 _PICKLE_STARTS = (
-    b"\x80",
-    b"\x78",
+    *(bytes([0x80, protocol]) for protocol in range(2, 6)),
+    *(bytes([0x78, level]) for level in (0x01, 0x5E, 0x9C, 0xDA)),
     b"\x1f\x8b",
     b"BZh",
     b"\xfd7zXZ",
